@@ -1,0 +1,170 @@
+//! The backup and restore pipelines over the in-memory store.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use backup_core::testing::BytesSource;
+use backup_core::{
+    generate_key, list_backups, restore_stream, run_backup, BackupOptions, Encryptor, Error,
+    MemoryStore, PgpDecryptor, PgpEncryptor, Store, StoreExt,
+};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use proptest::prelude::*;
+
+struct Keys {
+    encryptor: Arc<PgpEncryptor>,
+    decryptor: Arc<PgpDecryptor>,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let key = generate_key("Pipeline Test <p@example.org>", Some("secret")).unwrap();
+        Keys {
+            encryptor: Arc::new(
+                PgpEncryptor::from_armored([(
+                    Path::new("test.pub"),
+                    key.public_armored.as_bytes(),
+                )])
+                .unwrap(),
+            ),
+            decryptor: Arc::new(
+                PgpDecryptor::from_armored(
+                    Path::new("test.sec"),
+                    key.secret_armored.as_bytes(),
+                    "secret",
+                )
+                .unwrap(),
+            ),
+        }
+    })
+}
+
+fn options(chunk_size: usize) -> BackupOptions {
+    let mut o = BackupOptions::new("app", "profile", "app/profile");
+    o.chunk_size = chunk_size;
+    o
+}
+
+async fn round_trip(data: Vec<u8>, chunk_size: usize, pieces: Vec<usize>) -> Vec<u8> {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let source = BytesSource {
+        data: Bytes::from(data),
+        piece_sizes: pieces,
+        fail_with: None,
+    };
+    let manifest = run_backup(
+        store.clone(),
+        &source,
+        keys().encryptor.clone(),
+        &options(chunk_size),
+    )
+    .await
+    .unwrap();
+    let restored: Vec<Bytes> =
+        restore_stream(store, keys().decryptor.clone(), &manifest, "data", 3)
+            .try_collect()
+            .await
+            .unwrap();
+    restored.concat()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn decrypt_of_encrypt_is_identity(
+        data in proptest::collection::vec(any::<u8>(), 0..20_000),
+        chunk_size in 1usize..5_000,
+        pieces in proptest::collection::vec(1usize..3_000, 0..4),
+    ) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let restored = rt.block_on(round_trip(data.clone(), chunk_size, pieces));
+        prop_assert_eq!(restored, data);
+    }
+}
+
+#[tokio::test]
+async fn manifest_records_every_chunk_and_is_listed() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let data = Bytes::from(vec![42u8; 10_000]);
+    let source = BytesSource {
+        data,
+        piece_sizes: vec![777],
+        fail_with: None,
+    };
+    let m = run_backup(
+        store.clone(),
+        &source,
+        keys().encryptor.clone(),
+        &options(4096),
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.chunks.len(), 3);
+    assert_eq!(m.plaintext_size, 10_000);
+    assert_eq!(m.chunks[0].name, "data-000001.zst.gpg");
+    assert_eq!(m.source["length"], 10_000);
+    assert_eq!(m.recipients, keys().encryptor.recipients());
+    let listing = list_backups(&store, "app/profile").await.unwrap();
+    assert_eq!(listing.complete.len(), 1);
+    assert_eq!(listing.complete[0].manifest, m);
+}
+
+#[tokio::test]
+async fn failing_source_commits_nothing() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let good = BytesSource {
+        data: Bytes::from_static(b"first"),
+        piece_sizes: vec![],
+        fail_with: None,
+    };
+    run_backup(store.clone(), &good, keys().encryptor.clone(), &options(4))
+        .await
+        .unwrap();
+    let bad = BytesSource {
+        data: Bytes::from(vec![1u8; 100]),
+        piece_sizes: vec![10],
+        fail_with: Some("disk vanished".into()),
+    };
+    let err = run_backup(store.clone(), &bad, keys().encryptor.clone(), &options(8))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk vanished"), "{err}");
+    let listing = list_backups(&store, "app/profile").await.unwrap();
+    assert_eq!(listing.complete.len(), 1, "the earlier backup stays listed");
+    assert!(
+        listing.incomplete.is_empty(),
+        "the failed run removed its chunks"
+    );
+    assert_eq!(store.list("app/profile").await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn tampered_chunk_is_refused_before_its_plaintext_is_used() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let source = BytesSource {
+        data: Bytes::from(vec![5u8; 3000]),
+        piece_sizes: vec![],
+        fail_with: None,
+    };
+    let m = run_backup(
+        store.clone(),
+        &source,
+        keys().encryptor.clone(),
+        &options(1000),
+    )
+    .await
+    .unwrap();
+    let key = format!("app/profile/{}/data-000002.zst.gpg", m.id);
+    let mut bytes = store.get_bytes(&key).await.unwrap().to_vec();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    store.put(&key, Bytes::from(bytes)).await.unwrap();
+    let mut stream = restore_stream(store, keys().decryptor.clone(), &m, "data", 1);
+    assert_eq!(stream.try_next().await.unwrap().unwrap().len(), 1000);
+    match stream.try_next().await {
+        Err(Error::Integrity { key: k, .. }) => assert_eq!(k, key),
+        other => panic!("expected an integrity error, got {other:?}"),
+    }
+}

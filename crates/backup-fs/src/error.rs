@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+/// What went wrong in the filesystem store, with the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FsError {
+    #[error("cannot create the store folder {root}: {source}; check the [store] url and that the volume is mounted and writable")]
+    CreateRoot {
+        root: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{operation} {key} under {root}: {source}")]
+    Object {
+        operation: &'static str,
+        key: String,
+        root: PathBuf,
+        source: object_store::Error,
+    },
+}
+
+impl From<FsError> for backup_core::Error {
+    fn from(e: FsError) -> Self {
+        let retryable = matches!(
+            &e,
+            FsError::Object {
+                source: object_store::Error::Generic { .. },
+                ..
+            }
+        );
+        backup_core::Error::Backend {
+            backend: "file",
+            retryable,
+            source: Box::new(e),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backup_core::store::{validate_key, ByteStream, ObjectMeta, Store};
+use backup_core::{Error, Result};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::FsError;
+
+/// A store on a local folder. See the crate docs for its guarantees.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+    inner: Arc<LocalFileSystem>,
+}
+
+impl FsStore {
+    /// Opens (and creates when missing) the store folder `root`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming the folder when it cannot be created or used.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let create = |source| FsError::CreateRoot {
+            root: root.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&root).map_err(create)?;
+        let root = root.canonicalize().map_err(create)?;
+        let inner = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| create(std::io::Error::other(e.to_string())))?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(FsStore {
+            root,
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn error(&self, operation: &'static str, key: &str, source: object_store::Error) -> Error {
+        if let object_store::Error::NotFound { .. } = source {
+            return Error::NotFound {
+                key: key.to_owned(),
+            };
+        }
+        FsError::Object {
+            operation,
+            key: key.to_owned(),
+            root: self.root.clone(),
+            source,
+        }
+        .into()
+    }
+}
+
+#[async_trait]
+impl Store for FsStore {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        validate_key(key)?;
+        self.inner
+            .put(&ObjectPath::from(key), PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| self.error("write", key, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream> {
+        validate_key(key)?;
+        let result = self
+            .inner
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|e| self.error("read", key, e))?;
+        let this = self.clone();
+        let key = key.to_owned();
+        Ok(result
+            .into_stream()
+            .map_err(move |e| this.error("read", &key, e))
+            .boxed())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let prefix = prefix.trim_matches('/');
+        let location = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+        let mut objects: Vec<ObjectMeta> = self
+            .inner
+            .list(location.as_ref())
+            .map_ok(|m| ObjectMeta {
+                key: m.location.to_string(),
+                size: m.size,
+                modified: m.last_modified,
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.error("list", prefix, e))?;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        match self.inner.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", key, e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+}
