@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// What to do when a file cannot be read while it is archived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnreadable {
+    /// Fail the backup (default): a backup that silently lacks files is worse
+    /// than a failed one that someone looks at.
+    #[default]
+    Fail,
+    /// Skip the file, log a warning, and record the count in the manifest.
+    Warn,
+}
+
+/// Settings of a `kind = "files"` profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Folders (or single files) to back up; absolute, or relative to the workspace.
+    pub paths: Vec<PathBuf>,
+    /// Glob patterns matched against each entry's full path and its file name:
+    /// `*.tmp`, `/srv/app/cache`, `**/node_modules`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `fail` (default) or `warn`.
+    #[serde(default)]
+    pub on_unreadable: OnUnreadable,
+}
