@@ -100,7 +100,7 @@ impl KeepPolicy {
 /// Maps a local time to the number of its period (hour, day, ISO week, …).
 type PeriodOf = fn(&DateTime<Tz>) -> i64;
 
-/// Parses a span like `30d`, `12h`, `2w`, `1y2m` (y = 365 d, m = 30 d).
+/// Parses a span like `30d`, `12h`, `2w`, `1y2m`, `90s` (y = 365 d, m = 30 d).
 ///
 /// # Errors
 /// A message saying what is accepted.
@@ -118,6 +118,7 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
         let n: i64 = number.parse().map_err(|_| bad())?;
         number.clear();
         total += match c {
+            's' => Duration::seconds(n),
             'h' => Duration::hours(n),
             'd' => Duration::days(n),
             'w' => Duration::weeks(n),
@@ -198,10 +199,13 @@ impl RetentionPolicy for KeepPolicy {
 }
 
 fn format_span(span: Duration) -> String {
-    if span.num_seconds() % 86_400 == 0 {
+    let secs = span.num_seconds();
+    if secs % 86_400 == 0 {
         format!("{}d", span.num_days())
-    } else {
+    } else if secs % 3_600 == 0 {
         format!("{}h", span.num_hours())
+    } else {
+        format!("{secs}s")
     }
 }
 

@@ -1,0 +1,86 @@
+//! Dispatch, exit codes, and what every command over several profiles shares.
+
+mod backup;
+mod demo;
+mod init;
+mod keygen;
+mod list;
+mod prune;
+mod restore;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::workspace::{ConfigError, Workspace};
+
+/// Runs the command; `Ok` carries the exit status of runs that continue past
+/// failing profiles.
+///
+/// # Errors
+/// Whatever stops the command as a whole.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = cli.home.clone().unwrap_or_else(|| PathBuf::from("."));
+    let json = cli.json;
+    match cli.command {
+        Command::Init { dir, demo } => {
+            init::run(&dir.unwrap_or(home), demo).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Demo { dir } => demo::run(dir).await,
+        Command::Keygen {
+            name,
+            email,
+            no_passphrase,
+        } => keygen::run(&home, &name, email.as_deref(), no_passphrase).map(|_| ExitCode::SUCCESS),
+        command => {
+            let ws = Workspace::load(&home)?;
+            match command {
+                Command::Backup {
+                    targets,
+                    time,
+                    no_prune,
+                } => backup::run(&ws, &targets, time.as_deref(), no_prune).await,
+                Command::List { targets } => list::run(&ws, &targets, json).await,
+                Command::Restore { target, id, at, to } => {
+                    restore::run(&ws, &target, id.as_deref(), at.as_deref(), to).await
+                }
+                Command::Verify { targets, all } => verify::run(&ws, &targets, all).await,
+                Command::Prune { targets, dry_run } => {
+                    prune::run(&ws, &targets, dry_run, json).await
+                }
+                Command::Init { .. } | Command::Demo { .. } | Command::Keygen { .. } => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}
+
+/// 2 for configuration, keys, arguments and damaged or missing backups;
+/// 1 for a run that failed on the way (DESIGN §4).
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(core) = cause.downcast_ref::<backup_core::Error>() {
+            return if core.is_bad_input() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return 2;
+        }
+    }
+    // Errors raised by the CLI itself are about configuration or arguments.
+    2
+}
+
+/// The exit status for a run over several profiles: the worst one.
+pub fn worst(codes: &[u8]) -> ExitCode {
+    ExitCode::from(codes.iter().copied().max().unwrap_or(0))
+}
+
+/// Prints one profile's failure and returns its exit code.
+pub fn report_failure(target: &str, what: &str, error: &anyhow::Error) -> u8 {
+    eprintln!("{target}: {what} failed: {error:#}");
+    exit_code(error)
+}

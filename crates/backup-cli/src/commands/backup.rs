@@ -1,0 +1,95 @@
+//! `backup [TARGET..] [--time T] [--no-prune]`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use backup_core::{run_backup, BackupOptions, Manifest, Source};
+use backup_files::{FilesConfig, FilesSource};
+
+use crate::output::{human_size, parse_time};
+use crate::wiring;
+use crate::workspace::{Profile, Workspace};
+
+/// Backs up each selected profile, continuing past failures, then prunes each
+/// one whose backup succeeded.
+///
+/// # Errors
+/// Bad arguments; per-profile failures are reported and set the exit status.
+pub async fn run(
+    ws: &Workspace,
+    targets: &[String],
+    time: Option<&str>,
+    no_prune: bool,
+) -> Result<ExitCode> {
+    let time = time.map(|t| parse_time("--time", t)).transpose()?;
+    let profiles = ws.select(targets)?;
+    if profiles.is_empty() {
+        bail!(
+            "no profiles in {}/apps: copy one from apps/templates/",
+            ws.home.display()
+        );
+    }
+    let mut codes = Vec::new();
+    for profile in profiles {
+        let target = profile.target();
+        let started = Instant::now();
+        match backup_profile(ws, profile, time).await {
+            Ok(m) => {
+                println!(
+                    "{target}: backup {} done: {} read, {} stored in {} chunks, {:.1} s",
+                    m.id,
+                    human_size(m.plaintext_size),
+                    human_size(m.stored_size),
+                    m.chunks.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                if !no_prune {
+                    // A backup that succeeded stays a success even if cleaning up
+                    // old ones fails; the failure still shows in the exit status.
+                    if let Err(e) = super::prune::prune_profile(ws, profile, false).await {
+                        codes.push(super::report_failure(&target, "prune", &e));
+                    }
+                }
+            }
+            Err(e) => codes.push(super::report_failure(&target, "backup", &e)),
+        }
+    }
+    Ok(super::worst(&codes))
+}
+
+/// One backup of one profile.
+///
+/// # Errors
+/// Configuration, key, source or store errors, naming the profile's file.
+pub async fn backup_profile(
+    ws: &Workspace,
+    profile: &Profile,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Manifest> {
+    let s = &profile.settings;
+    let origin = profile.file.display().to_string();
+    let store = wiring::store(ws, s, &origin)?;
+    let encryptor = wiring::encryptor(ws, s).with_context(|| origin.clone())?;
+    let source: Box<dyn Source> = match profile.kind() {
+        "files" => {
+            let config = FilesConfig {
+                paths: s.paths.clone(),
+                exclude: s.exclude.clone(),
+                on_unreadable: s.on_unreadable,
+            };
+            Box::new(FilesSource::new(&config, &ws.home).with_context(|| origin.clone())?)
+        }
+        other => bail!("{origin}: kind = {other:?} cannot be backed up by this version yet"),
+    };
+    let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix());
+    options.time = time;
+    options.chunk_size = usize::try_from(s.backup.chunk_size.0)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    options.zstd_level = s.backup.zstd_level;
+    if s.backup.parallelism > 0 {
+        options.parallelism = s.backup.parallelism;
+    }
+    Ok(run_backup(store, source.as_ref(), encryptor, &options).await?)
+}

@@ -1,0 +1,110 @@
+//! `keygen --name NAME [--email E]`: a new key pair into secrets/.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+/// Paths of a generated key pair.
+pub struct KeyFiles {
+    pub public: PathBuf,
+    pub secret: PathBuf,
+    pub passphrase: Option<PathBuf>,
+}
+
+/// Generates the pair; the passphrase is `BACKUPAPPS_PASSPHRASE` or a random
+/// one written to `secrets/NAME.pass` (mode 0600). Never overwrites a key.
+///
+/// # Errors
+/// When a key file of that name exists, or files cannot be written.
+pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) -> Result<KeyFiles> {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if slug.trim_matches('-').is_empty() {
+        bail!("--name {name:?}: use letters or digits");
+    }
+    let secrets = home.join("secrets");
+    fs::create_dir_all(&secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
+    let files = KeyFiles {
+        public: secrets.join(format!("{slug}.pub.asc")),
+        secret: secrets.join(format!("{slug}.sec.asc")),
+        passphrase: (!no_passphrase).then(|| secrets.join(format!("{slug}.pass"))),
+    };
+    for path in [
+        Some(&files.public),
+        Some(&files.secret),
+        files.passphrase.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if path.exists() {
+            bail!(
+                "{} exists already: keygen never overwrites a key; choose another --name",
+                path.display()
+            );
+        }
+    }
+    let from_env = std::env::var("BACKUPAPPS_PASSPHRASE").ok();
+    let passphrase = match (&files.passphrase, from_env) {
+        (None, _) => None,
+        (Some(_), Some(p)) => Some(p),
+        (Some(_), None) => Some(
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect(),
+        ),
+    };
+    let user_id = match email {
+        Some(e) => format!("{name} <{e}>"),
+        None => name.to_owned(),
+    };
+    let key = backup_core::generate_key(&user_id, passphrase.as_deref())?;
+    write_private(&files.secret, key.secret_armored.as_bytes())?;
+    if let (Some(path), Some(p)) = (&files.passphrase, &passphrase) {
+        write_private(path, format!("{p}\n").as_bytes())?;
+    }
+    fs::write(&files.public, key.public_armored.as_bytes())
+        .with_context(|| format!("cannot write {}", files.public.display()))?;
+    println!("generated key {} ({user_id})", key.fingerprint);
+    println!(
+        "  public key : {}   (backing up needs only this one)",
+        files.public.display()
+    );
+    println!(
+        "  secret key : {}   (restore, verify, mirror; keep a copy off this host)",
+        files.secret.display()
+    );
+    if let Some(p) = &files.passphrase {
+        println!("  passphrase : {}", p.display());
+    }
+    Ok(files)
+}
+
+/// Creates a file readable by its owner only, refusing to replace one.
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,52 @@
+//! `backupapps`: the command-line front of the backupapps crates.
+
+mod cli;
+mod commands;
+mod output;
+mod settings;
+mod templates;
+mod wiring;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::exit_code(&e))
+        }
+    }
+}
+
+fn init_logging(cli: &cli::Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        // rpgp logs harmless re-serialisation notes at warn level: keep them out.
+        (false, 0) => "warn,pgp=error,backupapps=info",
+        (false, 1) => "info,pgp=error,backupapps=debug,backup_core=debug",
+        _ => "debug,pgp=info,backupapps=trace,backup_core=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BACKUPAPPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

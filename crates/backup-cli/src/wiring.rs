@@ -1,0 +1,95 @@
+//! Builds stores, keys and sources from a profile's settings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use backup_core::{Decryptor, Encryptor, PgpDecryptor, PgpEncryptor, Store};
+
+use crate::settings::ProfileSettings;
+use crate::workspace::Workspace;
+
+/// The store named by `[store] url`.
+///
+/// # Errors
+/// Names the URL and what is wrong with it.
+pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result<Arc<dyn Store>> {
+    let Some(url) = settings.store.url.as_deref() else {
+        bail!("{origin}: [store] url is missing; set e.g. url = \"file:///var/backups/backupapps\" in backupapps.toml");
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        if path.is_empty() {
+            bail!("{origin}: [store] url {url:?} has no path; use file:///absolute/path");
+        }
+        let root = ws.path(&PathBuf::from(path));
+        let store =
+            backup_fs::FsStore::new(&root).with_context(|| format!("[store] url {url:?}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("swift://") {
+        bail!("{origin}: [store] url {url:?}: the Swift store is not built into this version yet; use a file:// store");
+    }
+    bail!("{origin}: [store] url {url:?} is not supported; use file:///path or swift://container")
+}
+
+/// The encryptor for `[encryption] recipients`.
+///
+/// # Errors
+/// Names the missing or unusable key file.
+pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Encryptor>> {
+    let paths: Vec<PathBuf> = settings
+        .encryption
+        .recipients
+        .iter()
+        .map(|p| ws.path(p))
+        .collect();
+    Ok(Arc::new(PgpEncryptor::from_files(&paths)?))
+}
+
+/// The decryptor for `[encryption] secret_key`, unlocked with the passphrase
+/// from `BACKUPAPPS_PASSPHRASE` or `passphrase_file`.
+///
+/// # Errors
+/// Names the missing key or passphrase file; a wrong passphrase is said as such.
+pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
+    let Some(secret) = &settings.encryption.secret_key else {
+        return Err(backup_core::Error::config(
+            "[encryption] secret_key",
+            "not set: restoring needs the secret key; set secret_key = \"secrets/backup.sec.asc\" (keep it off the backup host when you can)",
+        )
+        .into());
+    };
+    let passphrase = passphrase(ws, settings)?;
+    Ok(Arc::new(PgpDecryptor::from_file(
+        &ws.path(secret),
+        &passphrase,
+    )?))
+}
+
+/// Whether a secret key is configured (for `verify`: full or checksums only).
+pub fn has_secret_key(settings: &ProfileSettings) -> bool {
+    settings.encryption.secret_key.is_some()
+}
+
+fn passphrase(ws: &Workspace, settings: &ProfileSettings) -> Result<String> {
+    if let Ok(p) = std::env::var("BACKUPAPPS_PASSPHRASE") {
+        return Ok(p);
+    }
+    match &settings.encryption.passphrase_file {
+        Some(file) => {
+            let path = ws.path(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                backup_core::Error::config(
+                    "[encryption] passphrase_file",
+                    format!(
+                        "cannot read {} ({e}); create it or set BACKUPAPPS_PASSPHRASE",
+                        path.display()
+                    ),
+                )
+            })?;
+            // Editors and `echo` add a final newline that is not part of the passphrase.
+            Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        None => Ok(String::new()),
+    }
+}

@@ -1,0 +1,256 @@
+//! The workspace on disk: `backupapps.toml`, `apps/<app>/<profile>.toml`,
+//! `secrets/`, `data/`, `restore/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+
+use crate::settings::ProfileSettings;
+
+/// Name of the global configuration file.
+pub const GLOBAL_FILE: &str = "backupapps.toml";
+
+/// A loaded workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The workspace folder (`--home`).
+    pub home: PathBuf,
+    /// Every profile, by `app/profile`.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One backup profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Application name: the folder under `apps/`.
+    pub app: String,
+    /// Profile name: the file name without `.toml`.
+    pub name: String,
+    /// The profile file.
+    pub file: PathBuf,
+    /// Layered settings.
+    pub settings: ProfileSettings,
+}
+
+impl Profile {
+    /// `app/profile`.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.app, self.name)
+    }
+
+    /// The validated `dest_prefix`.
+    pub fn dest_prefix(&self) -> &str {
+        self.settings.dest_prefix.as_deref().unwrap_or_default()
+    }
+
+    /// The validated kind.
+    pub fn kind(&self) -> &str {
+        self.settings.kind.as_deref().unwrap_or_default()
+    }
+}
+
+fn layered(global: &Path, profile: Option<&Path>) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(ProfileSettings::default()));
+    if global.exists() {
+        figment = figment.merge(Toml::file_exact(global));
+    }
+    if let Some(profile) = profile {
+        figment = figment.merge(Toml::file_exact(profile));
+    }
+    // Only section-qualified variables (`BACKUPAPPS_STORE__URL`) are settings;
+    // BACKUPAPPS_HOME, BACKUPAPPS_PASSPHRASE and the like are read elsewhere.
+    figment.merge(
+        Env::prefixed("BACKUPAPPS_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__"),
+    )
+}
+
+impl Workspace {
+    /// Loads and checks every configuration file under `home`.
+    ///
+    /// # Errors
+    /// Names the file and key of the first problem: invalid TOML, an unknown
+    /// key, a missing `kind`/`dest_prefix`, a duplicate `dest_prefix`.
+    pub fn load(home: &Path) -> Result<Self> {
+        let home =
+            std::path::absolute(home).with_context(|| format!("workspace {}", home.display()))?;
+        if !home.is_dir() {
+            bail!(
+                "workspace {} does not exist: create one with `backupapps init {}` or pass --home DIR",
+                home.display(),
+                home.display()
+            );
+        }
+        let global_file = home.join(GLOBAL_FILE);
+        // Checked on its own too, so that its mistakes are named even without profiles.
+        layered(&global_file, None)
+            .extract::<ProfileSettings>()
+            .map_err(|e| config_error(e, &global_file))?;
+        let mut profiles = BTreeMap::new();
+        let apps = home.join("apps");
+        for (app, file) in profile_files(&apps)? {
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let settings: ProfileSettings = layered(&global_file, Some(&file))
+                .extract()
+                .map_err(|e| config_error(e, &file))?;
+            let profile = Profile {
+                app: app.clone(),
+                name,
+                file,
+                settings,
+            };
+            check_profile(&profile)?;
+            profiles.insert(profile.target(), profile);
+        }
+        let mut prefixes: BTreeMap<&str, &Profile> = BTreeMap::new();
+        for profile in profiles.values() {
+            if let Some(other) = prefixes.insert(profile.dest_prefix(), profile) {
+                bail!(
+                    "{}: dest_prefix {:?} is also used by {}; every profile needs its own",
+                    profile.file.display(),
+                    profile.dest_prefix(),
+                    other.file.display()
+                );
+            }
+        }
+        Ok(Workspace { home, profiles })
+    }
+
+    /// Resolves a path from the configuration against the workspace.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        self.home.join(p)
+    }
+
+    /// The profiles named by `targets` (`app` or `app/profile`); all when empty.
+    ///
+    /// # Errors
+    /// Names an unknown target and lists the known ones.
+    pub fn select(&self, targets: &[String]) -> Result<Vec<&Profile>> {
+        if targets.is_empty() {
+            return Ok(self.profiles.values().collect());
+        }
+        let mut out: Vec<&Profile> = Vec::new();
+        for target in targets {
+            let target = target.trim_matches('/');
+            let found: Vec<&Profile> = self
+                .profiles
+                .values()
+                .filter(|p| p.target() == target || p.app == target)
+                .collect();
+            if found.is_empty() {
+                let known: Vec<_> = self.profiles.keys().cloned().collect();
+                bail!(
+                    "no profile {target:?} in {}/apps; known: {}",
+                    self.home.display(),
+                    if known.is_empty() {
+                        "none (add one from apps/templates/)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+            for p in found {
+                if !out.iter().any(|o| o.target() == p.target()) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `apps/<app>/<profile>.toml`, skipping `apps/templates/`.
+fn profile_files(apps: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(apps) else {
+        return Ok(out);
+    };
+    for dir in dirs {
+        let dir = dir.with_context(|| apps.display().to_string())?;
+        let app = dir.file_name().to_string_lossy().into_owned();
+        if app == "templates" || !dir.path().is_dir() {
+            continue;
+        }
+        for file in
+            std::fs::read_dir(dir.path()).with_context(|| dir.path().display().to_string())?
+        {
+            let path = file
+                .with_context(|| dir.path().display().to_string())?
+                .path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                out.push((app.clone(), path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn check_profile(profile: &Profile) -> Result<()> {
+    let file = profile.file.display();
+    let s = &profile.settings;
+    match s.kind.as_deref() {
+        Some("files") => {
+            if s.paths.is_empty() {
+                bail!("{file}: kind = \"files\" needs `paths = [\"/folder\", ...]`");
+            }
+            if s.source.is_some() {
+                bail!("{file}: [source] is for postgres profiles; a files profile lists `paths`");
+            }
+        }
+        Some("postgres") => {}
+        Some(other) => {
+            bail!("{file}: kind = {other:?} is not known; use \"files\" or \"postgres\"")
+        }
+        None => bail!("{file}: missing `kind = \"files\"` or `kind = \"postgres\"`"),
+    }
+    match s.dest_prefix.as_deref() {
+        None => bail!(
+            "{file}: missing `dest_prefix` (the store folder for this profile, e.g. \"{}/{}\")",
+            profile.app,
+            profile.name
+        ),
+        Some(p) => backup_core::store::validate_key(p.trim_matches('/'))
+            .with_context(|| format!("{file}: dest_prefix {p:?}"))?,
+    }
+    s.retention
+        .policy()
+        .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    s.retention
+        .grace()
+        .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    Ok(())
+}
+
+/// Figment's message names the key and, for file values, the file; add the
+/// file for the cases it does not (a TOML syntax error names only the line).
+fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
+    let message = e.to_string();
+    let file = file.display().to_string();
+    let hint = "fix it, or compare with apps/templates/";
+    if message.contains(&file) {
+        anyhow::Error::new(ConfigError(format!("{message}; {hint}")))
+    } else {
+        anyhow::Error::new(ConfigError(format!("{file}: {message}; {hint}")))
+    }
+}
+
+/// A configuration problem (exit status 2).
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
