@@ -74,6 +74,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn sweep(&self, _prefix: &str, _older_than: DateTime<Utc>) -> Result<u64> {
+        // Puts are a single map insert: there is never any debris.
+        Ok(0)
+    }
+
     fn location(&self) -> String {
         "memory://".to_owned()
     }

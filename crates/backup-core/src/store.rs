@@ -40,6 +40,7 @@ pub struct ObjectMeta {
 ///   start with `prefix/`; everything when `prefix` is empty), recursively,
 ///   sorted by key, complete however many there are.
 /// - `delete` of a missing key is `Ok`.
+/// - `sweep` removes only debris of interrupted puts, never an object.
 #[async_trait]
 pub trait Store: fmt::Debug + Send + Sync {
     /// Writes `data` at `key`, replacing any object there.
@@ -65,6 +66,14 @@ pub trait Store: fmt::Debug + Send + Sync {
     /// # Errors
     /// [`Error::Backend`] when the backend fails.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Removes what interrupted puts left behind under the folder `prefix`
+    /// (staging files, orphaned segments) that is older than `older_than`,
+    /// and returns how many pieces went. Never touches complete objects.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend fails.
+    async fn sweep(&self, prefix: &str, older_than: DateTime<Utc>) -> Result<u64>;
 
     /// Where this store is, for messages: `file:///var/backups`, `swift://backups`.
     /// Never contains credentials.

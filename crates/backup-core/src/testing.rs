@@ -119,6 +119,27 @@ pub async fn delete_is_idempotent(store: &dyn Store, prefix: &str) {
     assert!(store.list(prefix).await.unwrap().is_empty());
 }
 
+/// `sweep` keeps every complete object.
+pub async fn sweep_keeps_objects(store: &dyn Store, prefix: &str) {
+    store
+        .put(
+            &format!("{prefix}/id/data-000001.zst.gpg"),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &format!("{prefix}/id/manifest.json"),
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    store.sweep(prefix, future).await.unwrap();
+    assert_eq!(store.list(prefix).await.unwrap().len(), 2);
+}
+
 /// Malformed keys are refused, never written somewhere unexpected.
 pub async fn bad_keys_are_refused(store: &dyn Store, prefix: &str) {
     for bad in [
@@ -161,7 +182,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $make;
             put_get_round_trip, put_replaces, get_missing_is_not_found,
             list_is_recursive_sorted_and_scoped, list_is_complete_for_many_objects,
-            delete_is_idempotent, bad_keys_are_refused, large_object_round_trip);
+            delete_is_idempotent, sweep_keeps_objects, bad_keys_are_refused, large_object_round_trip);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use backup_core::store::{validate_key, ByteStream, ObjectMeta, Store};
 use backup_core::{Error, Result};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -115,7 +116,47 @@ impl Store for FsStore {
         }
     }
 
+    async fn sweep(&self, prefix: &str, older_than: DateTime<Utc>) -> Result<u64> {
+        let folder = self.root.join(prefix.trim_matches('/'));
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || sweep_staged(&root, &folder, older_than.into()))
+            .await
+            .map_err(|e| Error::source("sweep", e.to_string()))?
+    }
+
     fn location(&self) -> String {
         format!("file://{}", self.root.display())
     }
+}
+
+/// Removes staged uploads (`<key>#<n>`, left by a killed process) older than
+/// `cutoff` under `folder`, then the folders that became empty.
+fn sweep_staged(root: &Path, folder: &Path, cutoff: std::time::SystemTime) -> Result<u64> {
+    let mut removed = 0;
+    if !folder.exists() {
+        return Ok(0);
+    }
+    let mut dirs = Vec::new();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if entry.file_name().to_string_lossy().contains('#')
+                && meta.modified().is_ok_and(|m| m < cutoff)
+            {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed += 1;
+            }
+        }
+        dirs.push(dir);
+    }
+    // Deepest first; a folder that is not empty simply stays.
+    for dir in dirs.iter().rev().filter(|d| d.as_path() != root) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(removed)
 }

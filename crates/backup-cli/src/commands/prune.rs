@@ -93,6 +93,12 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
             remove_backup(&*store, profile.dest_prefix(), &i.id, &i.objects).await?;
             tracing::info!(target_profile = %profile.target(), id = %i.id, "removed incomplete backup");
         }
+        let swept = store
+            .sweep(profile.dest_prefix(), Utc::now() - grace)
+            .await?;
+        if swept > 0 {
+            tracing::info!(target_profile = %profile.target(), pieces = swept, "removed debris of interrupted uploads");
+        }
     }
     let keep: Vec<Value> = plan
         .iter()

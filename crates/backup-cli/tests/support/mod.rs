@@ -1,0 +1,180 @@
+//! Test support: a workspace in a temp dir, the real binary, the real gpg.
+#![allow(dead_code)] // each test file uses part of it
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_backupapps");
+
+/// A component the tests need. Outside CI a missing one skips the test with a
+/// message; under CI=true it fails with how to install it.
+pub fn require(tool: &str, package: &str) -> bool {
+    if Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    let msg = format!(
+        "`{tool}` is not installed: run `apt-get install -y {package}` (scripts/test-all.sh does)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED (not under CI): {msg}");
+    false
+}
+
+/// A workspace made by `backupapps init` in a temp dir.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    /// `init` plus, unless `bare`, a key pair made by `keygen --name backup`.
+    pub fn new() -> Ws {
+        let ws = Ws {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        ws.ok(&["init", ws.home().to_str().unwrap()]);
+        ws.ok(&["keygen", "--name", "backup"]);
+        ws
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home().join(rel)
+    }
+
+    /// Writes a file in the workspace, creating folders.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A files profile `app/files` over `folder`, with small chunks so that
+    /// every backup has several.
+    pub fn files_profile(&self, target: &str, folder: &Path, extra: &str) {
+        self.write(
+            &format!("apps/{target}.toml"),
+            &format!(
+                "kind = \"files\"\ndest_prefix = \"{target}\"\npaths = [\"{}\"]\nexclude = [\"*.tmp\"]\n{extra}\n[backup]\nchunk_size = \"64KiB\"\n",
+                folder.display()
+            ),
+        );
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--home").arg(self.home()).args(args);
+        c.env_remove("BACKUPAPPS_PASSPHRASE")
+            .env_remove("BACKUPAPPS_HOME");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "backupapps {args:?} failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and asserts the exit code; returns stdout + stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "backupapps {args:?}:\n{}",
+            text(&out)
+        );
+        text(&out)
+    }
+
+    /// `list --json` parsed.
+    pub fn list(&self, target: &str) -> Vec<serde_json::Value> {
+        let out = self.ok(&["list", target, "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A private GnuPG home for one test.
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::tempdir().unwrap();
+        Gpg { home }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.arg("--homedir").arg(self.home.path()).args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+        ]);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(out.status.success(), "gpg {args:?} failed:\n{}", text(&out));
+        out.stdout
+    }
+}
+
+/// Decrypts the chunks of a stored backup with gpg in name order, then
+/// `zstd -d | tar -x` into `into`: the README's disaster-recovery recipe.
+pub fn stock_restore(gpg: &Gpg, passphrase: &str, backup_folder: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let script = format!(
+        "set -euo pipefail; cd '{folder}'; for c in data-*.zst.gpg; do gpg --homedir '{home}' --batch --quiet --pinentry-mode loopback --passphrase '{passphrase}' --decrypt \"$c\"; done | zstd -d -q | tar -x -C '{into}'",
+        folder = backup_folder.display(),
+        home = gpg.home.path().display(),
+        into = into.display(),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stock restore failed:\n{}",
+        text(&out)
+    );
+}
+
+/// The folder of backup `id` of `target` in the workspace's file store.
+pub fn backup_folder(ws: &Ws, target: &str, id: &str) -> PathBuf {
+    ws.path("store").join(target).join(id)
+}
