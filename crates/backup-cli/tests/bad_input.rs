@@ -178,9 +178,10 @@ fn unknown_target_lists_known_ones() {
 }
 
 #[test]
-fn missing_source_folder_is_a_config_error() {
+fn missing_source_folder_fails_the_backup() {
     let ws = Ws::new();
     ws.files_profile("app/files", &ws.path("does-not-exist"), "");
-    let out = ws.fails(&["backup"], 2);
+    let out = ws.fails(&["backup"], 1);
+    assert!(out.contains("mounted"), "{out}");
     assert!(out.contains("does-not-exist"), "{out}");
 }

@@ -29,8 +29,8 @@ impl FilesSource {
     /// Builds the source; relative `paths` are taken relative to `base`.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty `paths`, a path that does not exist, or an
-    /// exclude pattern that is not a valid glob.
+    /// [`Error::Config`] for an empty `paths` or an exclude pattern that is not a
+    /// valid glob; [`Error::Source`] for a path that does not exist.
     pub fn new(config: &FilesConfig, base: &Path) -> Result<Self> {
         if config.paths.is_empty() {
             return Err(Error::config(
@@ -41,10 +41,12 @@ impl FilesSource {
         let mut paths = Vec::new();
         for p in &config.paths {
             let full = base.join(p);
+            // A missing folder is a failed backup, not a configuration
+            // mistake: it is usually a volume that is not mounted right now.
             fs::symlink_metadata(&full).map_err(|e| {
-                Error::config(
-                    format!("paths {:?}", p.display().to_string()),
-                    format!("{}: {e}", full.display()),
+                Error::source(
+                    full.display().to_string(),
+                    format!("cannot back it up: {e}; is the volume mounted? (listed in `paths`)"),
                 )
             })?;
             paths.push(std::path::absolute(&full).map_err(|e| Error::io(&full, e))?);
