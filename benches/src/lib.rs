@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/`; the side-by-side script is `compare.sh`.
