@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod bigbuf;
 pub mod catalog;
 pub mod chunker;
 pub mod encrypt;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
+use crate::bigbuf::BigBuf;
 use crate::chunker::rechunk;
 use crate::encrypt::Encryptor;
 use crate::error::{Error, Result};
@@ -187,10 +188,18 @@ pub fn seal(plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<
             operation: "encrypt",
             reason: format!("zstd: {e}"),
         })?;
-    let mut sealed = Vec::with_capacity(plain.len() / 2 + 1024);
+    // Room for an incompressible chunk plus zstd and OpenPGP framing, so the
+    // buffer never doubles (and copies) on the way.
+    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096).map_err(|e| {
+        Error::Crypto {
+            operation: "encrypt",
+            reason: format!("cannot allocate memory for a chunk: {e}"),
+        }
+    })?;
     encryptor.encrypt(&mut compressed as &mut dyn Read, &mut sealed)?;
+    let sealed = sealed.freeze();
     let sha256 = hex::encode(Sha256::digest(&sealed));
-    Ok((Bytes::from(sealed), sha256))
+    Ok((sealed, sha256))
 }
 
 /// Best-effort removal of a failed run's objects; prune removes whatever stays.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 /// Bytes handed to the async side at once: big enough to keep syscalls and
 /// channel hops cheap, small enough to keep memory flat.
-const PIECE: usize = 1024 * 1024;
+const PIECE: usize = 256 * 1024;
 
 /// A `Write` that sends what it is given, in pieces, into a bounded channel.
 pub(crate) struct ChannelWriter {
