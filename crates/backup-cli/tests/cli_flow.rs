@@ -269,3 +269,30 @@ fn init_demo_is_ready_to_back_up() {
     assert!(out.status.success(), "{}", support::text(&out));
     assert!(support::text(&out).contains("sample/files: backup"));
 }
+
+#[test]
+fn a_failed_backup_does_not_prune_its_profile() {
+    let ws = ws_with_data();
+    let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
+    ws.write(
+        "backupapps.toml",
+        &global
+            .replace("daily = 7", "daily = 1")
+            .replace("weekly = 4", "weekly = 0")
+            .replace("monthly = 12", "monthly = 0"),
+    );
+    for day in ["2026-03-01", "2026-03-02", "2026-03-03"] {
+        ws.ok(&["backup", "app/files", "--time", day, "--no-prune"]);
+    }
+    fs::remove_dir_all(ws.path("data")).unwrap();
+    ws.fails(&["backup", "app/files"], 1);
+    assert_eq!(
+        ws.list("app/files").len(),
+        3,
+        "nothing pruned after a failed backup"
+    );
+    // Once a backup succeeds, retention applies.
+    fs::create_dir_all(ws.path("data")).unwrap();
+    ws.ok(&["backup", "app/files"]);
+    assert_eq!(ws.list("app/files").len(), 1);
+}

@@ -168,3 +168,65 @@ async fn tampered_chunk_is_refused_before_its_plaintext_is_used() {
         other => panic!("expected an integrity error, got {other:?}"),
     }
 }
+
+/// Records the order of deletes, to check that a removal starts with the manifest.
+#[derive(Debug, Default)]
+struct RecordingStore {
+    inner: MemoryStore,
+    deleted: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Store for RecordingStore {
+    async fn put(&self, key: &str, data: Bytes) -> backup_core::Result<()> {
+        self.inner.put(key, data).await
+    }
+    async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> backup_core::Result<Vec<backup_core::ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> backup_core::Result<()> {
+        self.deleted.lock().unwrap().push(key.to_owned());
+        self.inner.delete(key).await
+    }
+    async fn sweep(
+        &self,
+        prefix: &str,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> backup_core::Result<u64> {
+        self.inner.sweep(prefix, older_than).await
+    }
+    fn location(&self) -> String {
+        "recording://".into()
+    }
+}
+
+#[tokio::test]
+async fn removing_a_backup_deletes_its_manifest_first() {
+    let recording = Arc::new(RecordingStore::default());
+    let store: Arc<dyn Store> = recording.clone();
+    let source = BytesSource {
+        data: Bytes::from(vec![9u8; 5000]),
+        piece_sizes: vec![],
+        fail_with: None,
+    };
+    let m = run_backup(
+        store.clone(),
+        &source,
+        keys().encryptor.clone(),
+        &options(1000),
+    )
+    .await
+    .unwrap();
+    let listing = list_backups(&store, "app/profile").await.unwrap();
+    let entry = &listing.complete[0];
+    backup_core::catalog::remove_backup(&*store, "app/profile", &m.id, &entry.objects)
+        .await
+        .unwrap();
+    let deleted = recording.deleted.lock().unwrap().clone();
+    assert_eq!(deleted[0], format!("app/profile/{}/manifest.json", m.id));
+    assert_eq!(deleted.len(), 6, "manifest and five chunks");
+    assert!(store.list("app/profile").await.unwrap().is_empty());
+}
