@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod config;
+mod conn;
+mod error;
+mod process;
+mod restore;
+mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::PgConfig;
+pub use conn::PgConn;
+pub use process::{run, stdout_stream};
+pub use restore::{
+    create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,
+    temporary_name, RestoreOptions, Swap,
+};
+pub use source::{PgSource, ServerFacts};

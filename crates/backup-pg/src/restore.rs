@@ -1,0 +1,292 @@
+//! Restoring a dump into a database, and replacing a database only once a
+//! restore into a fresh copy fully succeeded.
+
+use std::future::Future;
+use std::path::Path;
+
+use backup_core::{Error, Result};
+use rand::Rng;
+
+use crate::conn::PgConn;
+use crate::process::run;
+
+/// Options of `pg_restore`.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Parallel jobs (`-j`); 0 or 1 means one.
+    pub jobs: usize,
+    /// Skip ownership (`--no-owner`): objects belong to the connecting role.
+    pub no_owner: bool,
+    /// Skip privileges (`--no-privileges`).
+    pub no_privileges: bool,
+    /// Role to own the restored objects (`--role`), when not `no_owner`.
+    pub role: Option<String>,
+}
+
+/// Quotes an identifier for SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether `name` exists on the server of `admin`.
+///
+/// # Errors
+/// Connection or query errors.
+pub async fn database_exists(admin: &PgConn, name: &str) -> Result<bool> {
+    let client = admin.connect().await?;
+    let row = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+    Ok(row.is_some())
+}
+
+/// `CREATE DATABASE name TEMPLATE template0`, owned by `owner` when given.
+///
+/// # Errors
+/// [`Error::Target`] when it exists; connection or permission errors.
+pub async fn create_database(admin: &PgConn, name: &str, owner: Option<&str>) -> Result<()> {
+    if database_exists(admin, name).await? {
+        return Err(Error::Target {
+            path: name.into(),
+            reason: format!(
+                "database exists already on {}; choose another name or pass --replace",
+                admin
+            ),
+        });
+    }
+    let client = admin.connect().await?;
+    let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(name));
+    if let Some(owner) = owner {
+        sql.push_str(&format!(" OWNER {}", quote_ident(owner)));
+    }
+    admin.execute(&client, &sql).await
+}
+
+/// Drops `name`, ending its sessions (PostgreSQL ≥ 13).
+///
+/// # Errors
+/// Connection or permission errors.
+pub async fn drop_database(admin: &PgConn, name: &str) -> Result<()> {
+    let client = admin.connect().await?;
+    admin
+        .execute(
+            &client,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
+        )
+        .await
+}
+
+/// Runs `pg_restore` of `dump` into the database `target` points at.
+///
+/// # Errors
+/// [`Error::Source`] with pg_restore's stderr when it reports any error.
+pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) -> Result<()> {
+    let mut cmd = target.tool("pg_restore");
+    cmd.args(["--no-password", "--exit-on-error", "--single-transaction"]);
+    if options.jobs > 1 {
+        // --single-transaction cannot go with -j: parallel restore commits per job.
+        cmd = target.tool("pg_restore");
+        cmd.args([
+            "--no-password",
+            "--exit-on-error",
+            &format!("--jobs={}", options.jobs),
+        ]);
+    }
+    if options.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if options.no_privileges {
+        cmd.arg("--no-privileges");
+    }
+    if let Some(role) = &options.role {
+        cmd.arg(format!("--role={role}"));
+    }
+    cmd.arg(format!("--dbname={}", target.database)).arg(dump);
+    run(cmd, &format!("pg_restore into {target}"))
+        .await
+        .map(|_| ())
+}
+
+/// A temporary database name next to `target`, within PostgreSQL's 63 bytes.
+pub fn temporary_name(target: &str, tag: &str) -> String {
+    let suffix = format!(
+        "__{tag}_{:06x}",
+        rand::thread_rng().gen::<u32>() & 0xff_ffff
+    );
+    let mut base: String = target.to_owned();
+    while base.len() + suffix.len() > 63 {
+        base.pop();
+    }
+    format!("{base}{suffix}")
+}
+
+/// What [`replace_database`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    /// The database that now has the target's name.
+    pub target: String,
+    /// Where the previous copy went: kept under this name, or `None` (dropped or none).
+    pub kept_previous: Option<String>,
+    /// Whether a previous database existed.
+    pub replaced: bool,
+}
+
+/// Builds a new copy of `target` in a temporary database with `fill`, and only
+/// when `fill` succeeded swaps it in: sessions on the old database are ended,
+/// the old one is renamed aside, the new one takes the name, and the old one
+/// is dropped (or kept when `keep_previous`). On any failure before the swap
+/// the temporary database is dropped and `target` is left exactly as it was.
+///
+/// # Errors
+/// The error of `fill` (after cleaning up), or of the swap itself (after
+/// putting the old database back).
+pub async fn replace_database<F, Fut>(
+    admin: &PgConn,
+    target: &str,
+    keep_previous: bool,
+    fill: F,
+) -> Result<Swap>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let temp = temporary_name(target, "new");
+    create_database(admin, &temp, None).await?;
+    if let Err(e) = fill(temp.clone()).await {
+        if let Err(cleanup) = drop_database(admin, &temp).await {
+            tracing::warn!(database = %temp, error = %cleanup, "could not drop the temporary database");
+        }
+        return Err(e);
+    }
+    let result = swap_in(admin, target, &temp, keep_previous).await;
+    if result.is_err() {
+        let _ = drop_database(admin, &temp).await;
+    }
+    result
+}
+
+async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) -> Result<Swap> {
+    let client = admin.connect().await?;
+    let exists = database_exists(admin, target).await?;
+    if !exists {
+        admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(temp),
+                    quote_ident(target)
+                ),
+            )
+            .await?;
+        return Ok(Swap {
+            target: target.to_owned(),
+            kept_previous: None,
+            replaced: false,
+        });
+    }
+    let aside = temporary_name(target, "old");
+    // No new sessions, end the current ones, then rename: a rename needs the
+    // database to be idle. Retried, since a client may reconnect in between.
+    admin
+        .execute(
+            &client,
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                quote_ident(target)
+            ),
+        )
+        .await?;
+    let mut renamed = Err(Error::source(admin.to_string(), "rename not attempted"));
+    for _ in 0..10 {
+        let _ = client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&target],
+            )
+            .await;
+        renamed = admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(target),
+                    quote_ident(&aside)
+                ),
+            )
+            .await;
+        if renamed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    if let Err(e) = renamed {
+        let _ = admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                    quote_ident(target)
+                ),
+            )
+            .await;
+        return Err(e);
+    }
+    if let Err(e) = admin
+        .execute(
+            &client,
+            &format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(temp),
+                quote_ident(target)
+            ),
+        )
+        .await
+    {
+        // Put the old database back under its name.
+        let _ = admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(&aside),
+                    quote_ident(target)
+                ),
+            )
+            .await;
+        let _ = admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                    quote_ident(target)
+                ),
+            )
+            .await;
+        return Err(e);
+    }
+    if keep_previous {
+        admin
+            .execute(
+                &client,
+                &format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                    quote_ident(&aside)
+                ),
+            )
+            .await?;
+        Ok(Swap {
+            target: target.to_owned(),
+            kept_previous: Some(aside),
+            replaced: true,
+        })
+    } else {
+        drop_database(admin, &aside).await?;
+        Ok(Swap {
+            target: target.to_owned(),
+            kept_previous: None,
+            replaced: true,
+        })
+    }
+}
