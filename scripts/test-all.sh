@@ -9,6 +9,9 @@ need=()
 command -v gpg >/dev/null || need+=(gnupg)
 command -v zstd >/dev/null || need+=(zstd)
 command -v tar >/dev/null || need+=(tar)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
+[ -d /usr/share/postgresql ] && ls /usr/share/postgresql/*/extension/hstore.control >/dev/null 2>&1 || need+=(postgresql-contrib)
+command -v runuser >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   echo "installing: ${need[*]}"

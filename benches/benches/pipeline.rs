@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use backup_core::testing::BytesSource;
 use backup_core::{
-    generate_key, restore_stream, run_backup, BackupOptions, MemoryStore, PgpDecryptor,
-    PgpEncryptor, Store,
+    generate_key, restore_stream, run_backup, BackupOptions, MemoryStore, PgpDecryptor, PgpEncryptor, Store,
 };
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -29,18 +28,12 @@ fn sample(size: usize) -> Bytes {
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let key = generate_key("Bench <b@example.org>", None).unwrap();
-    let enc = Arc::new(
-        PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap(),
-    );
-    let dec = Arc::new(
-        PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap(),
-    );
+    let enc = Arc::new(PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap());
+    let dec = Arc::new(PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap());
     let size = 64 << 20;
     let data = sample(size);
     let mut group = c.benchmark_group("pipeline");
-    group
-        .throughput(Throughput::Bytes(size as u64))
-        .sample_size(10);
+    group.throughput(Throughput::Bytes(size as u64)).sample_size(10);
     for chunk_mib in [4usize, 16] {
         let mut options = BackupOptions::new("bench", "p", "bench/p");
         options.chunk_size = chunk_mib << 20;
@@ -55,9 +48,7 @@ fn bench(c: &mut Criterion) {
                         piece_sizes: vec![1 << 20],
                         fail_with: None,
                     };
-                    run_backup(store, &source, enc.clone(), options)
-                        .await
-                        .unwrap()
+                    run_backup(store, &source, enc.clone(), options).await.unwrap()
                 })
             },
         );

@@ -16,10 +16,7 @@ fn run(bin: &str) -> String {
 #[test]
 fn embed_service_backs_up_and_restores() {
     let out = run(env!("CARGO_BIN_EXE_embed_service"));
-    assert!(
-        out.contains("backed up") && out.contains("restored 1 file(s)"),
-        "{out}"
-    );
+    assert!(out.contains("backed up") && out.contains("restored 1 file(s)"), "{out}");
 }
 
 #[test]

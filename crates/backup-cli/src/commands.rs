@@ -26,9 +26,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.home.clone().unwrap_or_else(|| PathBuf::from("."));
     let json = cli.json;
     match cli.command {
-        Command::Init { dir, demo } => {
-            init::run(&dir.unwrap_or(home), demo).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Init { dir, demo } => init::run(&dir.unwrap_or(home), demo).map(|()| ExitCode::SUCCESS),
         Command::Demo { dir } => demo::run(dir).await,
         Command::Keygen {
             name,
@@ -48,9 +46,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     restore::run(&ws, &target, id.as_deref(), at.as_deref(), to).await
                 }
                 Command::Verify { targets, all } => verify::run(&ws, &targets, all).await,
-                Command::Prune { targets, dry_run } => {
-                    prune::run(&ws, &targets, dry_run, json).await
-                }
+                Command::Prune { targets, dry_run } => prune::run(&ws, &targets, dry_run, json).await,
                 Command::Init { .. } | Command::Demo { .. } | Command::Keygen { .. } => {
                     unreachable!("handled above")
                 }

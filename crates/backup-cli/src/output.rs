@@ -60,10 +60,7 @@ mod tests {
     #[test]
     fn times_parse_in_several_forms() {
         let t = parse_time("--time", "2026-11-26T02:01:00Z").unwrap();
-        assert_eq!(
-            parse_time("--time", "2026-11-26T03:01:00+01:00").unwrap(),
-            t
-        );
+        assert_eq!(parse_time("--time", "2026-11-26T03:01:00+01:00").unwrap(), t);
         assert_eq!(parse_time("--time", "2026-11-26T02:01:00").unwrap(), t);
         assert_eq!(
             parse_time("--time", "2026-11-26").unwrap().to_rfc3339(),

@@ -22,8 +22,7 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
             bail!("{origin}: [store] url {url:?} has no path; use file:///absolute/path");
         }
         let root = ws.path(&PathBuf::from(path));
-        let store =
-            backup_fs::FsStore::new(&root).with_context(|| format!("[store] url {url:?}"))?;
+        let store = backup_fs::FsStore::new(&root).with_context(|| format!("[store] url {url:?}"))?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("swift://") {
@@ -37,12 +36,7 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
 /// # Errors
 /// Names the missing or unusable key file.
 pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Encryptor>> {
-    let paths: Vec<PathBuf> = settings
-        .encryption
-        .recipients
-        .iter()
-        .map(|p| ws.path(p))
-        .collect();
+    let paths: Vec<PathBuf> = settings.encryption.recipients.iter().map(|p| ws.path(p)).collect();
     Ok(Arc::new(PgpEncryptor::from_files(&paths)?))
 }
 
@@ -60,10 +54,7 @@ pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn D
         .into());
     };
     let passphrase = passphrase(ws, settings)?;
-    Ok(Arc::new(PgpDecryptor::from_file(
-        &ws.path(secret),
-        &passphrase,
-    )?))
+    Ok(Arc::new(PgpDecryptor::from_file(&ws.path(secret), &passphrase)?))
 }
 
 /// Whether a secret key is configured (for `verify`: full or checksums only).

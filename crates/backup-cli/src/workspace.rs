@@ -76,8 +76,7 @@ impl Workspace {
     /// Names the file and key of the first problem: invalid TOML, an unknown
     /// key, a missing `kind`/`dest_prefix`, a duplicate `dest_prefix`.
     pub fn load(home: &Path) -> Result<Self> {
-        let home =
-            std::path::absolute(home).with_context(|| format!("workspace {}", home.display()))?;
+        let home = std::path::absolute(home).with_context(|| format!("workspace {}", home.display()))?;
         if !home.is_dir() {
             bail!(
                 "workspace {} does not exist: create one with `backupapps init {}` or pass --home DIR",
@@ -93,11 +92,7 @@ impl Workspace {
         let mut profiles = BTreeMap::new();
         let apps = home.join("apps");
         for (app, file) in profile_files(&apps)? {
-            let name = file
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let name = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
             let settings: ProfileSettings = layered(&global_file, Some(&file))
                 .extract()
                 .map_err(|e| config_error(e, &file))?;
@@ -179,12 +174,8 @@ fn profile_files(apps: &Path) -> Result<Vec<(String, PathBuf)>> {
         if app == "templates" || !dir.path().is_dir() {
             continue;
         }
-        for file in
-            std::fs::read_dir(dir.path()).with_context(|| dir.path().display().to_string())?
-        {
-            let path = file
-                .with_context(|| dir.path().display().to_string())?
-                .path();
+        for file in std::fs::read_dir(dir.path()).with_context(|| dir.path().display().to_string())? {
+            let path = file.with_context(|| dir.path().display().to_string())?.path();
             if path.extension().is_some_and(|e| e == "toml") {
                 out.push((app.clone(), path));
             }
@@ -221,12 +212,8 @@ fn check_profile(profile: &Profile) -> Result<()> {
         Some(p) => backup_core::store::validate_key(p.trim_matches('/'))
             .with_context(|| format!("{file}: dest_prefix {p:?}"))?,
     }
-    s.retention
-        .policy()
-        .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    s.retention
-        .grace()
-        .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    s.retention.policy().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    s.retention.grace().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     Ok(())
 }
 

@@ -26,10 +26,7 @@ fn assert_no_panic(out: &str) {
 #[test]
 fn invalid_toml_names_the_file() {
     let ws = Ws::new();
-    ws.write(
-        "apps/app/broken.toml",
-        "kind = \"files\"\ndest_prefix = [unclosed\n",
-    );
+    ws.write("apps/app/broken.toml", "kind = \"files\"\ndest_prefix = [unclosed\n");
     let out = ws.fails(&["list"], 2);
     assert!(out.contains("apps/app/broken.toml"), "{out}");
     assert_no_panic(&out);
@@ -38,7 +35,10 @@ fn invalid_toml_names_the_file() {
 #[test]
 fn unknown_field_names_field_and_file() {
     let ws = Ws::new();
-    ws.write("apps/app/files.toml", "kind = \"files\"\ndest_prefix = \"app/files\"\npaths = [\"/tmp\"]\nexclude_typo = [\"x\"]\n");
+    ws.write(
+        "apps/app/files.toml",
+        "kind = \"files\"\ndest_prefix = \"app/files\"\npaths = [\"/tmp\"]\nexclude_typo = [\"x\"]\n",
+    );
     let out = ws.fails(&["backup"], 2);
     assert!(
         out.contains("exclude_typo") && out.contains("apps/app/files.toml"),
@@ -55,10 +55,7 @@ fn unknown_field_in_global_file_is_named() {
         &global.replace("[retention]", "[retention]\ndialy = 3"),
     );
     let out = ws.fails(&["list"], 2);
-    assert!(
-        out.contains("dialy") && out.contains("backupapps.toml"),
-        "{out}"
-    );
+    assert!(out.contains("dialy") && out.contains("backupapps.toml"), "{out}");
 }
 
 #[test]
@@ -73,10 +70,7 @@ fn duplicate_dest_prefix_names_both_files() {
         "kind = \"files\"\ndest_prefix = \"same\"\npaths = [\"/tmp\"]\n",
     );
     let out = ws.fails(&["list"], 2);
-    assert!(
-        out.contains("apps/a/x.toml") && out.contains("apps/b/y.toml"),
-        "{out}"
-    );
+    assert!(out.contains("apps/a/x.toml") && out.contains("apps/b/y.toml"), "{out}");
 }
 
 #[test]
@@ -95,15 +89,7 @@ fn missing_public_key_file_is_named() {
 fn wrong_passphrase_is_said_as_such() {
     let (ws, _) = workspace_with_backup();
     ws.write("secrets/backup.pass", "not the passphrase\n");
-    let out = ws.fails(
-        &[
-            "restore",
-            "app/files",
-            "--to",
-            ws.path("out").to_str().unwrap(),
-        ],
-        2,
-    );
+    let out = ws.fails(&["restore", "app/files", "--to", ws.path("out").to_str().unwrap()], 2);
     assert!(
         out.contains("wrong passphrase") && out.contains("backup.sec.asc"),
         "{out}"
@@ -137,14 +123,8 @@ fn tampered_chunk_is_refused_and_target_untouched() {
     fs::create_dir_all(&target).unwrap();
     fs::write(target.join("precious.txt"), b"do not touch").unwrap();
     let before = snapshot(&target);
-    let out = ws.fails(
-        &["restore", "app/files", "--to", target.to_str().unwrap()],
-        2,
-    );
-    assert!(
-        out.contains("data-000001.zst.gpg") && out.contains("SHA-256"),
-        "{out}"
-    );
+    let out = ws.fails(&["restore", "app/files", "--to", target.to_str().unwrap()], 2);
+    assert!(out.contains("data-000001.zst.gpg") && out.contains("SHA-256"), "{out}");
     assert_eq!(snapshot(&target), before);
     let out = ws.fails(&["verify", "app/files"], 2);
     assert!(out.contains("data-000001.zst.gpg"), "{out}");

@@ -63,11 +63,7 @@ fn list_json_shape_and_json_flag_position() {
     assert_eq!(row["size"].as_u64().unwrap(), chunk_bytes);
     assert_eq!(row["chunks"].as_u64().unwrap(), 1);
     assert!(
-        row["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r == "daily 1/7"),
+        row["reasons"].as_array().unwrap().iter().any(|r| r == "daily 1/7"),
         "{row}"
     );
 }
@@ -76,21 +72,9 @@ fn list_json_shape_and_json_flag_position() {
 fn restore_by_id_and_by_time() {
     let ws = ws_with_data();
     let file = ws.path("data/sub/a.txt");
-    ws.ok(&[
-        "backup",
-        "app/files",
-        "--time",
-        "2026-01-01T00:00:00Z",
-        "--no-prune",
-    ]);
+    ws.ok(&["backup", "app/files", "--time", "2026-01-01T00:00:00Z", "--no-prune"]);
     fs::write(&file, b"version 2").unwrap();
-    ws.ok(&[
-        "backup",
-        "app/files",
-        "--time",
-        "2026-02-01T00:00:00Z",
-        "--no-prune",
-    ]);
+    ws.ok(&["backup", "app/files", "--time", "2026-02-01T00:00:00Z", "--no-prune"]);
     let list = ws.list("app/files");
     assert_eq!(list.len(), 2);
     let rel = file.strip_prefix("/").unwrap();
@@ -108,14 +92,7 @@ fn restore_by_id_and_by_time() {
 
     let by_id = ws.path("by-id");
     let newest = list[1]["id"].as_str().unwrap();
-    ws.ok(&[
-        "restore",
-        "app/files",
-        "--id",
-        newest,
-        "--to",
-        by_id.to_str().unwrap(),
-    ]);
+    ws.ok(&["restore", "app/files", "--id", newest, "--to", by_id.to_str().unwrap()]);
     assert_eq!(fs::read(by_id.join(rel)).unwrap(), b"version 2");
 
     // Default target: restore/<app>/<profile>/<id> in the workspace.
@@ -128,11 +105,7 @@ fn restore_by_id_and_by_time() {
     let out = ws.fails(&["restore", "app/files", "--at", "2025-01-01"], 2);
     assert!(out.contains("no complete backup at or before"), "{out}");
     let list = ws.list("app/files");
-    assert!(
-        list[1]["restored"].is_string(),
-        "restore is marked: {}",
-        list[1]
-    );
+    assert!(list[1]["restored"].is_string(), "restore is marked: {}", list[1]);
 }
 
 #[test]
@@ -140,23 +113,14 @@ fn verify_marks_the_backup_and_works_without_secret_key() {
     let ws = ws_with_data();
     ws.ok(&["backup", "app/files"]);
     let out = ws.ok(&["verify", "app/files"]);
-    assert!(
-        out.contains("OK") && out.contains("tar archive read"),
-        "{out}"
-    );
+    assert!(out.contains("OK") && out.contains("tar archive read"), "{out}");
     assert!(ws.list("app/files")[0]["verified"].is_string());
 
     // A backup host holds only public keys: verify still checks the checksums.
     let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
-    ws.write(
-        "backupapps.toml",
-        &global.replace("secret_key = ", "# secret_key = "),
-    );
+    ws.write("backupapps.toml", &global.replace("secret_key = ", "# secret_key = "));
     let out = ws.ok(&["verify", "app/files"]);
-    assert!(
-        out.contains("SHA-256") && out.contains("no secret key"),
-        "{out}"
-    );
+    assert!(out.contains("SHA-256") && out.contains("no secret key"), "{out}");
     let out = ws.fails(&["restore", "app/files"], 2);
     assert!(out.contains("secret_key"), "{out}");
 }
@@ -286,11 +250,7 @@ fn a_failed_backup_does_not_prune_its_profile() {
     }
     fs::remove_dir_all(ws.path("data")).unwrap();
     ws.fails(&["backup", "app/files"], 1);
-    assert_eq!(
-        ws.list("app/files").len(),
-        3,
-        "nothing pruned after a failed backup"
-    );
+    assert_eq!(ws.list("app/files").len(), 3, "nothing pruned after a failed backup");
     // Once a backup succeeds, retention applies.
     fs::create_dir_all(ws.path("data")).unwrap();
     ws.ok(&["backup", "app/files"]);

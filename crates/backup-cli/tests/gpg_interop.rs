@@ -14,9 +14,7 @@ fn tools_present() -> bool {
 }
 
 /// The source tree as it must come back: `*.tmp` is excluded by the profile.
-fn expected(
-    src: &Path,
-) -> std::collections::BTreeMap<std::path::PathBuf, backup_files::testing::Snap> {
+fn expected(src: &Path) -> std::collections::BTreeMap<std::path::PathBuf, backup_files::testing::Snap> {
     let mut e = snapshot(src);
     e.retain(|p, _| p.extension().is_none_or(|x| x != "tmp"));
     e
@@ -25,10 +23,7 @@ fn expected(
 fn assert_same_tree(src: &Path, restored_root: &Path) {
     let got = snapshot(&restored_root.join(src.strip_prefix("/").unwrap()));
     let want = expected(src);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     for (path, snap) in &want {
         assert_eq!(&got[path], snap, "{} differs", path.display());
     }
@@ -44,22 +39,14 @@ fn round_trip(ws: &Ws, gpg: &Gpg, passphrase: &str) {
     let list = ws.list("app/files");
     assert_eq!(list.len(), 1);
     let id = list[0]["id"].as_str().unwrap().to_owned();
-    assert!(
-        list[0]["chunks"].as_u64().unwrap() > 3,
-        "several chunks expected"
-    );
+    assert!(list[0]["chunks"].as_u64().unwrap() > 3, "several chunks expected");
 
     let by_tool = ws.path("by-tool");
     ws.ok(&["restore", "app/files", "--to", by_tool.to_str().unwrap()]);
     assert_same_tree(&src, &by_tool);
 
     let by_stock = ws.path("by-stock");
-    stock_restore(
-        gpg,
-        passphrase,
-        &backup_folder(ws, "app/files", &id),
-        &by_stock,
-    );
+    stock_restore(gpg, passphrase, &backup_folder(ws, "app/files", &id), &by_stock);
     assert_same_tree(&src, &by_stock);
 }
 
@@ -131,12 +118,10 @@ fn two_recipients_can_each_decrypt() {
     }
     let ws = Ws::new();
     ws.ok(&["keygen", "--name", "second"]);
-    let config = fs::read_to_string(ws.path("backupapps.toml"))
-        .unwrap()
-        .replace(
-            "recipients = [\"secrets/backup.pub.asc\"]",
-            "recipients = [\"secrets/backup.pub.asc\", \"secrets/second.pub.asc\"]",
-        );
+    let config = fs::read_to_string(ws.path("backupapps.toml")).unwrap().replace(
+        "recipients = [\"secrets/backup.pub.asc\"]",
+        "recipients = [\"secrets/backup.pub.asc\", \"secrets/second.pub.asc\"]",
+    );
     ws.write("backupapps.toml", &config);
     let src = ws.path("data");
     fs::create_dir_all(&src).unwrap();
@@ -144,10 +129,8 @@ fn two_recipients_can_each_decrypt() {
     ws.files_profile("app/files", &src, "");
     ws.ok(&["backup", "app/files"]);
     let id = ws.list("app/files")[0]["id"].as_str().unwrap().to_owned();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &fs::read(backup_folder(&ws, "app/files", &id).join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(backup_folder(&ws, "app/files", &id).join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["recipients"].as_array().unwrap().len(), 2);
     // The second key alone restores it.
     let pass = fs::read_to_string(ws.path("secrets/second.pass"))

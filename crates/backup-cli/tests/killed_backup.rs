@@ -26,10 +26,7 @@ fn kill_at_any_moment_leaves_a_consistent_store() {
     assert_eq!(ws.list("app/files").len(), 1);
 
     for delay_ms in [5, 30, 80, 160, 320, 640] {
-        let mut child = ws
-            .cmd(&["backup", "app/files", "--no-prune"])
-            .spawn()
-            .unwrap();
+        let mut child = ws.cmd(&["backup", "app/files", "--no-prune"]).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL: no cleanup runs
         child.wait().unwrap();

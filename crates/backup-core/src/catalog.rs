@@ -106,23 +106,15 @@ pub async fn list_backups(store: &Arc<dyn Store>, dest_prefix: &str) -> Result<L
     Ok(listing)
 }
 
-async fn read_entry(
-    store: &dyn Store,
-    manifest_key: &str,
-    objects: Vec<ObjectMeta>,
-) -> Result<CatalogEntry> {
+async fn read_entry(store: &dyn Store, manifest_key: &str, objects: Vec<ObjectMeta>) -> Result<CatalogEntry> {
     let manifest = Manifest::from_json(manifest_key, &store.get_bytes(manifest_key).await?)?;
     let mut marks = BTreeMap::new();
     let marks_prefix = format!(
         "{}/{MARKS_FOLDER}/",
-        manifest_key
-            .trim_end_matches(MANIFEST_NAME)
-            .trim_end_matches('/')
+        manifest_key.trim_end_matches(MANIFEST_NAME).trim_end_matches('/')
     );
     for object in objects.iter().filter(|o| o.key.starts_with(&marks_prefix)) {
-        let name = object.key[marks_prefix.len()..]
-            .trim_end_matches(".json")
-            .to_owned();
+        let name = object.key[marks_prefix.len()..].trim_end_matches(".json").to_owned();
         // A damaged mark must not hide the backup: it is only a note.
         if let Ok(value) = serde_json::from_slice(&store.get_bytes(&object.key).await?) {
             marks.insert(name, value);
@@ -140,12 +132,7 @@ async fn read_entry(
 ///
 /// # Errors
 /// The store's error.
-pub async fn write_mark(
-    store: &dyn Store,
-    manifest: &Manifest,
-    name: &str,
-    value: &Value,
-) -> Result<()> {
+pub async fn write_mark(store: &dyn Store, manifest: &Manifest, name: &str, value: &Value) -> Result<()> {
     let key = join_key([
         manifest.dest_prefix.as_str(),
         manifest.id.as_str(),
@@ -153,10 +140,7 @@ pub async fn write_mark(
         &format!("{name}.json"),
     ]);
     store
-        .put(
-            &key,
-            Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
-        )
+        .put(&key, Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()))
         .await
 }
 
@@ -166,12 +150,7 @@ pub async fn write_mark(
 ///
 /// # Errors
 /// The store's error; what was not removed is removed by a later prune.
-pub async fn remove_backup(
-    store: &dyn Store,
-    dest_prefix: &str,
-    id: &str,
-    objects: &[ObjectMeta],
-) -> Result<()> {
+pub async fn remove_backup(store: &dyn Store, dest_prefix: &str, id: &str, objects: &[ObjectMeta]) -> Result<()> {
     let manifest_key = join_key([dest_prefix, id, MANIFEST_NAME]);
     store.delete(&manifest_key).await?;
     stream::iter(objects.iter().filter(|o| o.key != manifest_key))
@@ -194,23 +173,14 @@ pub fn select<'a>(
 ) -> Result<&'a CatalogEntry> {
     let found = match (id, at) {
         (Some(id), _) => listing.complete.iter().find(|e| e.manifest.id == id),
-        (None, Some(at)) => listing
-            .complete
-            .iter()
-            .rev()
-            .find(|e| e.manifest.time <= at),
+        (None, Some(at)) => listing.complete.iter().rev().find(|e| e.manifest.time <= at),
         (None, None) => listing.newest(),
     };
     found.ok_or_else(|| Error::NoBackup {
         target: target.to_owned(),
         what: match (id, at) {
-            (Some(id), _) => format!(
-                "no complete backup with id {id}; run `backupapps list {target}` to see the ids"
-            ),
-            (None, Some(at)) => format!(
-                "no complete backup at or before {}",
-                crate::manifest::rfc3339(at)
-            ),
+            (Some(id), _) => format!("no complete backup with id {id}; run `backupapps list {target}` to see the ids"),
+            (None, Some(at)) => format!("no complete backup at or before {}", crate::manifest::rfc3339(at)),
             (None, None) => {
                 format!("no complete backup yet; run `backupapps backup {target}` first")
             }

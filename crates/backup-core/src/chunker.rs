@@ -110,10 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_big_input_item_gives_several_chunks() {
-        let out: Vec<Bytes> = rechunk(input(vec![b"abcdefgh"]), 3)
-            .try_collect()
-            .await
-            .unwrap();
+        let out: Vec<Bytes> = rechunk(input(vec![b"abcdefgh"]), 3).try_collect().await.unwrap();
         assert_eq!(out, vec![&b"abc"[..], b"def", b"gh"]);
     }
 
@@ -125,10 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn exact_multiple_has_no_trailing_empty_chunk() {
-        let out: Vec<Bytes> = rechunk(input(vec![b"abcdef"]), 3)
-            .try_collect()
-            .await
-            .unwrap();
+        let out: Vec<Bytes> = rechunk(input(vec![b"abcdef"]), 3).try_collect().await.unwrap();
         assert_eq!(out.len(), 2);
     }
 

@@ -66,9 +66,7 @@ pub enum Error {
     },
 
     /// The passphrase does not unlock the secret key.
-    #[error(
-        "wrong passphrase for secret key {path}: check the passphrase file or BACKUPAPPS_PASSPHRASE"
-    )]
+    #[error("wrong passphrase for secret key {path}: check the passphrase file or BACKUPAPPS_PASSPHRASE")]
     WrongPassphrase {
         /// The secret key file.
         path: PathBuf,
@@ -136,13 +134,7 @@ pub enum Error {
 impl Error {
     /// True when repeating the same request may succeed (timeouts, 5xx, resets).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Backend {
-                retryable: true,
-                ..
-            }
-        )
+        matches!(self, Error::Backend { retryable: true, .. })
     }
 
     /// Shorthand for an [`Error::Io`] on `path`.

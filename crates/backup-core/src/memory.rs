@@ -44,9 +44,7 @@ impl Store for MemoryStore {
             .objects()
             .get(key)
             .map(|(data, _)| data.clone())
-            .ok_or_else(|| Error::NotFound {
-                key: key.to_owned(),
-            })?;
+            .ok_or_else(|| Error::NotFound { key: key.to_owned() })?;
         Ok(Box::pin(stream::once(async move { Ok(data) })))
     }
 

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use pgp::composed::{
-    Deserializable, EncryptionCaps, KeyType, Message, MessageBuilder, SecretKeyParamsBuilder,
-    SignedPublicKey, SignedSecretKey, SubkeyParamsBuilder,
+    Deserializable, EncryptionCaps, KeyType, Message, MessageBuilder, SecretKeyParamsBuilder, SignedPublicKey,
+    SignedSecretKey, SubkeyParamsBuilder,
 };
 use pgp::crypto::ecc_curve::ECCCurve;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
@@ -87,9 +87,10 @@ impl PgpEncryptor {
                 ));
             }
             fingerprints.push(format!("{:X}", key.fingerprint()));
-            recipients.push(encryption_key(key).ok_or_else(|| {
-                key_error("has no valid encryption key (no subkey with the encrypt flag)".into())
-            })?);
+            recipients
+                .push(encryption_key(key).ok_or_else(|| {
+                    key_error("has no valid encryption key (no subkey with the encrypt flag)".into())
+                })?);
         }
         Ok(PgpEncryptor {
             recipients,
@@ -116,8 +117,8 @@ fn encryption_key(key: SignedPublicKey) -> Option<Recipient> {
     if let Some(sk) = subkey {
         return Some(Recipient::Subkey(sk));
     }
-    let primary_ok = key.primary_key.algorithm().can_encrypt()
-        && key.details.users.iter().any(|u| can_encrypt(&u.signatures));
+    let primary_ok =
+        key.primary_key.algorithm().can_encrypt() && key.details.users.iter().any(|u| can_encrypt(&u.signatures));
     primary_ok.then_some(Recipient::Primary(key))
 }
 
@@ -128,8 +129,7 @@ impl Encryptor for PgpEncryptor {
             reason: e.to_string(),
         };
         let mut rng = thread_rng();
-        let mut builder = MessageBuilder::from_reader("", input)
-            .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+        let mut builder = MessageBuilder::from_reader("", input).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
         for recipient in &self.recipients {
             match recipient {
                 Recipient::Primary(k) => builder.encrypt_to_key(&mut rng, k),
@@ -179,9 +179,7 @@ impl PgpDecryptor {
     pub fn from_armored(path: &Path, bytes: &[u8], passphrase: &str) -> Result<Self> {
         let (key, _) = SignedSecretKey::from_reader_single(bytes).map_err(|e| Error::Key {
             path: path.to_owned(),
-            reason: format!(
-                "not an OpenPGP secret key ({e}); export one with `gpg --export-secret-key -a KEYID`"
-            ),
+            reason: format!("not an OpenPGP secret key ({e}); export one with `gpg --export-secret-key -a KEYID`"),
         })?;
         let passphrase = Password::from(passphrase);
         let unlocks = |params: &SecretParams, unlock: &dyn Fn() -> bool| match params {
@@ -193,15 +191,10 @@ impl PgpDecryptor {
                 matches!(sk.key.unlock(&passphrase, |_, _| Ok(())), Ok(Ok(())))
             })
         }) && unlocks(key.primary_key.secret_params(), &|| {
-            matches!(
-                key.primary_key.unlock(&passphrase, |_, _| Ok(())),
-                Ok(Ok(()))
-            )
+            matches!(key.primary_key.unlock(&passphrase, |_, _| Ok(())), Ok(Ok(())))
         });
         if !ok {
-            return Err(Error::WrongPassphrase {
-                path: path.to_owned(),
-            });
+            return Err(Error::WrongPassphrase { path: path.to_owned() });
         }
         let fingerprint = format!("{:X}", key.fingerprint());
         Ok(PgpDecryptor {
@@ -226,16 +219,14 @@ impl Decryptor for PgpDecryptor {
         let msg = Message::from_bytes(message).map_err(|e| crypto(e.to_string()))?;
         // The default decryption mode reads the whole (chunk-sized) message and
         // checks the MDC before handing out any plaintext.
-        let mut msg = msg
-            .decrypt(&self.passphrase, &self.key)
-            .map_err(|e| match e {
-                pgp::errors::Error::MissingKey => crypto(format!(
-                    "the chunk is not encrypted to key {}; use the secret key of one of the \
+        let mut msg = msg.decrypt(&self.passphrase, &self.key).map_err(|e| match e {
+            pgp::errors::Error::MissingKey => crypto(format!(
+                "the chunk is not encrypted to key {}; use the secret key of one of the \
                      manifest's recipients",
-                    self.fingerprint
-                )),
-                other => crypto(other.to_string()),
-            })?;
+                self.fingerprint
+            )),
+            other => crypto(other.to_string()),
+        })?;
         // Messages sealed by gpg carry a compression packet; ours do not.
         if msg.is_compressed() {
             msg = msg.decompress().map_err(|e| crypto(e.to_string()))?;
@@ -282,9 +273,7 @@ pub fn generate_key(user_id: &str, passphrase: Option<&str>) -> Result<Generated
         .subkeys(vec![subkey])
         .build()
         .map_err(|e| crypto(e.to_string()))?;
-    let secret = params
-        .generate(thread_rng())
-        .map_err(|e| crypto(e.to_string()))?;
+    let secret = params.generate(thread_rng()).map_err(|e| crypto(e.to_string()))?;
     let public = SignedPublicKey::from(secret.clone());
     let armor = |r: pgp::errors::Result<String>| r.map_err(|e| crypto(e.to_string()));
     Ok(GeneratedKey {
@@ -308,29 +297,24 @@ mod tests {
     #[test]
     fn round_trip_and_wrong_passphrase() {
         let key = generate_key("Test <t@example.org>", Some("pw")).unwrap();
-        let enc = PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())])
-            .unwrap();
+        let enc = PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap();
         let mut sealed = Vec::new();
         enc.encrypt(&mut &b"hello chunk"[..], &mut sealed).unwrap();
-        let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "pw")
-            .unwrap();
+        let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "pw").unwrap();
         assert_eq!(dec.decrypt(&sealed).unwrap(), b"hello chunk");
-        let wrong =
-            PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "no");
+        let wrong = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "no");
         assert!(matches!(wrong, Err(Error::WrongPassphrase { .. })));
     }
 
     #[test]
     fn tampered_message_is_refused() {
         let key = generate_key("Test <t@example.org>", None).unwrap();
-        let enc = PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())])
-            .unwrap();
+        let enc = PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap();
         let mut sealed = Vec::new();
         enc.encrypt(&mut &[7u8; 4096][..], &mut sealed).unwrap();
         let n = sealed.len();
         sealed[n - 100] ^= 1;
-        let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "")
-            .unwrap();
+        let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap();
         assert!(dec.decrypt(&sealed).is_err());
     }
 }

@@ -13,9 +13,7 @@ use crate::bigbuf::BigBuf;
 use crate::chunker::rechunk;
 use crate::encrypt::Encryptor;
 use crate::error::{Error, Result};
-use crate::manifest::{
-    chunk_name, new_backup_id, ChunkRecord, Manifest, FORMAT_VERSION, MANIFEST_NAME,
-};
+use crate::manifest::{chunk_name, new_backup_id, ChunkRecord, Manifest, FORMAT_VERSION, MANIFEST_NAME};
 use crate::source::Source;
 use crate::store::{join_key, validate_key, Store};
 
@@ -151,13 +149,12 @@ async fn store_chunks(
                 async move {
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
-                    let (sealed, sha256) =
-                        tokio::task::spawn_blocking(move || seal(&plain, level, &*encryptor))
-                            .await
-                            .map_err(|e| Error::Crypto {
-                                operation: "encrypt",
-                                reason: format!("worker failed: {e}"),
-                            })??;
+                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&plain, level, &*encryptor))
+                        .await
+                        .map_err(|e| Error::Crypto {
+                            operation: "encrypt",
+                            reason: format!("worker failed: {e}"),
+                        })??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
                     tracing::trace!(%key, size, "chunk stored");
@@ -183,18 +180,15 @@ async fn store_chunks(
 /// # Errors
 /// [`Error::Crypto`] from the encryptor.
 pub fn seal(plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<(Bytes, String)> {
-    let mut compressed =
-        zstd::stream::read::Encoder::new(plain, zstd_level).map_err(|e| Error::Crypto {
-            operation: "encrypt",
-            reason: format!("zstd: {e}"),
-        })?;
+    let mut compressed = zstd::stream::read::Encoder::new(plain, zstd_level).map_err(|e| Error::Crypto {
+        operation: "encrypt",
+        reason: format!("zstd: {e}"),
+    })?;
     // Room for an incompressible chunk plus zstd and OpenPGP framing, so the
     // buffer never doubles (and copies) on the way.
-    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096).map_err(|e| {
-        Error::Crypto {
-            operation: "encrypt",
-            reason: format!("cannot allocate memory for a chunk: {e}"),
-        }
+    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096).map_err(|e| Error::Crypto {
+        operation: "encrypt",
+        reason: format!("cannot allocate memory for a chunk: {e}"),
     })?;
     encryptor.encrypt(&mut compressed as &mut dyn Read, &mut sealed)?;
     let sealed = sealed.freeze();

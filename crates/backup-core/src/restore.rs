@@ -63,11 +63,7 @@ pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) ->
     if sealed.len() as u64 != chunk.size {
         return Err(Error::Integrity {
             key: key.to_owned(),
-            reason: format!(
-                "size is {} bytes, manifest says {}",
-                sealed.len(),
-                chunk.size
-            ),
+            reason: format!("size is {} bytes, manifest says {}", sealed.len(), chunk.size),
         });
     }
     let sha256 = hex::encode(Sha256::digest(&sealed));
@@ -80,21 +76,14 @@ pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) ->
     Ok(sealed)
 }
 
-fn open_chunk(
-    key: &str,
-    sealed: &[u8],
-    chunk: &ChunkRecord,
-    decryptor: &dyn Decryptor,
-) -> Result<Bytes> {
+fn open_chunk(key: &str, sealed: &[u8], chunk: &ChunkRecord, decryptor: &dyn Decryptor) -> Result<Bytes> {
     let integrity = |reason: String| Error::Integrity {
         key: key.to_owned(),
         reason,
     };
-    let compressed = decryptor
-        .decrypt(sealed)
-        .map_err(|e| integrity(e.to_string()))?;
-    let plain = zstd::stream::decode_all(&compressed[..])
-        .map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
+    let compressed = decryptor.decrypt(sealed).map_err(|e| integrity(e.to_string()))?;
+    let plain =
+        zstd::stream::decode_all(&compressed[..]).map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
     if plain.len() as u64 != chunk.plaintext_size {
         return Err(integrity(format!(
             "decrypted to {} bytes, manifest says {}",

@@ -82,16 +82,12 @@ impl KeepPolicy {
             ("hourly", self.hourly, |t| {
                 (t.year() as i64 * 10_000 + t.ordinal() as i64) * 100 + t.hour() as i64
             }),
-            ("daily", self.daily, |t| {
-                t.year() as i64 * 10_000 + t.ordinal() as i64
-            }),
+            ("daily", self.daily, |t| t.year() as i64 * 10_000 + t.ordinal() as i64),
             ("weekly", self.weekly, |t| {
                 let w = t.iso_week();
                 w.year() as i64 * 100 + w.week() as i64
             }),
-            ("monthly", self.monthly, |t| {
-                t.year() as i64 * 100 + t.month() as i64
-            }),
+            ("monthly", self.monthly, |t| t.year() as i64 * 100 + t.month() as i64),
             ("yearly", self.yearly, |t| t.year() as i64),
         ]
     }
@@ -105,9 +101,7 @@ type PeriodOf = fn(&DateTime<Tz>) -> i64;
 /// # Errors
 /// A message saying what is accepted.
 pub fn parse_span(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("{text:?} is not a span: use a number and a unit, e.g. \"30d\", \"12h\", \"2w\"")
-    };
+    let bad = || format!("{text:?} is not a span: use a number and a unit, e.g. \"30d\", \"12h\", \"2w\"");
     let mut total = Duration::zero();
     let mut number = String::new();
     for c in text.trim().chars() {
@@ -156,10 +150,7 @@ impl RetentionPolicy for KeepPolicy {
         let oldest = decisions.len() - 1;
         let newest_time = sorted[0].time;
         if let Some(within) = self.within {
-            for d in decisions
-                .iter_mut()
-                .filter(|d| d.time >= newest_time - within)
-            {
+            for d in decisions.iter_mut().filter(|d| d.time >= newest_time - within) {
                 d.keep = true;
                 d.reasons.push(format!("within {}", format_span(within)));
             }
@@ -173,11 +164,7 @@ impl RetentionPolicy for KeepPolicy {
                 }
                 let local = self.timezone.from_utc_datetime(&d.time.naive_utc());
                 // `last` counts backups, not periods: every backup is its own period.
-                let p = if name == "last" {
-                    n as i64
-                } else {
-                    period(&local)
-                };
+                let p = if name == "last" { n as i64 } else { period(&local) };
                 if last_period != Some(p) {
                     used += 1;
                     last_period = Some(p);

@@ -51,11 +51,7 @@ fn slots_left_at_the_oldest_keep_the_oldest() {
         ..Default::default()
     };
     let plan = p.plan(
-        &backups(&[
-            "2026-01-01T01:00:00Z",
-            "2026-01-01T05:00:00Z",
-            "2026-01-02T01:00:00Z",
-        ]),
+        &backups(&["2026-01-01T01:00:00Z", "2026-01-01T05:00:00Z", "2026-01-02T01:00:00Z"]),
         Utc::now(),
     );
     let reasons: Vec<_> = plan.iter().map(|d| d.reasons.join(",")).collect();
@@ -70,11 +66,7 @@ fn iso_week_spanning_a_year_end_is_one_week() {
     };
     let k = kept(
         &p,
-        &[
-            "2024-12-23T12:00:00Z",
-            "2024-12-30T12:00:00Z",
-            "2025-01-01T12:00:00Z",
-        ],
+        &["2024-12-23T12:00:00Z", "2024-12-30T12:00:00Z", "2025-01-01T12:00:00Z"],
     );
     // 2024-12-30 and 2025-01-01 are both in ISO week 2025-W01: only the newer counts.
     assert_eq!(k, vec!["2024-12-23T12:00:00Z", "2025-01-01T12:00:00Z"]);
@@ -88,10 +80,7 @@ fn days_are_counted_in_the_configured_timezone() {
         timezone: chrono_tz::America::New_York,
         ..Default::default()
     };
-    let plan = p.plan(
-        &backups(&["2026-03-07T23:30:00Z", "2026-03-08T00:30:00Z"]),
-        Utc::now(),
-    );
+    let plan = p.plan(&backups(&["2026-03-07T23:30:00Z", "2026-03-08T00:30:00Z"]), Utc::now());
     assert!(plan[0].keep && plan[0].reasons == vec!["daily 1/1"]);
     assert!(!plan[1].keep);
 }
@@ -104,11 +93,7 @@ fn within_keeps_relative_to_the_newest_backup() {
     };
     let k = kept(
         &p,
-        &[
-            "2026-01-01T00:00:00Z",
-            "2026-01-05T00:00:00Z",
-            "2026-01-06T00:00:00Z",
-        ],
+        &["2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z"],
     );
     assert_eq!(k, vec!["2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z"]);
 }
@@ -116,10 +101,7 @@ fn within_keeps_relative_to_the_newest_backup() {
 #[test]
 fn no_rules_keep_everything() {
     let p = KeepPolicy::default();
-    assert_eq!(
-        kept(&p, &["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]).len(),
-        2
-    );
+    assert_eq!(kept(&p, &["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]).len(), 2);
 }
 
 #[test]
@@ -149,11 +131,7 @@ fn gaps_of_weeks_count_only_periods_that_have_backups() {
     );
     assert_eq!(
         k,
-        vec![
-            "2026-02-01T00:00:00Z",
-            "2026-03-01T00:00:00Z",
-            "2026-04-01T00:00:00Z"
-        ]
+        vec!["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]
     );
 }
 
@@ -180,11 +158,7 @@ fn rules_are_independent_and_reasons_add_up() {
         vec![
             (
                 "2026-02-17T00:00:00Z".into(),
-                vec![
-                    "daily 1/2".into(),
-                    "weekly 1/2".into(),
-                    "monthly 1/2".into()
-                ]
+                vec!["daily 1/2".into(), "weekly 1/2".into(), "monthly 1/2".into()]
             ),
             ("2026-02-16T00:00:00Z".into(), vec!["daily 2/2".into()]),
             ("2026-02-10T00:00:00Z".into(), vec!["weekly 2/2".into()]),
@@ -204,17 +178,9 @@ fn dst_change_in_a_non_utc_zone() {
         timezone: berlin,
         ..Default::default()
     };
-    let times = [
-        "2026-10-25T00:30:00Z",
-        "2026-10-25T01:30:00Z",
-        "2026-10-25T02:30:00Z",
-    ];
+    let times = ["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:30:00Z"];
     let plan = hourly.plan(&backups(&times), Utc::now());
-    let kept: Vec<_> = plan
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| d.id.as_str())
-        .collect();
+    let kept: Vec<_> = plan.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
     // Local hours 03:30, 02:30 (CET), 02:30 (CEST): the two 02:30 share an hour
     // label; the oldest is still kept, as the oldest backup with slots left.
     assert_eq!(kept, times.iter().rev().copied().collect::<Vec<_>>());
@@ -226,11 +192,7 @@ fn dst_change_in_a_non_utc_zone() {
         ..Default::default()
     };
     let plan = daily.plan(
-        &backups(&[
-            "2026-10-24T21:30:00Z",
-            "2026-10-24T22:30:00Z",
-            "2026-10-25T02:30:00Z",
-        ]),
+        &backups(&["2026-10-24T21:30:00Z", "2026-10-24T22:30:00Z", "2026-10-25T02:30:00Z"]),
         Utc::now(),
     );
     assert_eq!(plan[0].reasons, vec!["daily 1/2"]);
@@ -238,11 +200,7 @@ fn dst_change_in_a_non_utc_zone() {
         !plan[1].keep,
         "22:30Z is 00:30 local on the 25th: same day as the newest"
     );
-    assert_eq!(
-        plan[2].reasons,
-        vec!["daily 2/2"],
-        "21:30Z is 23:30 local on the 24th"
-    );
+    assert_eq!(plan[2].reasons, vec!["daily 2/2"], "21:30Z is 23:30 local on the 24th");
 }
 
 #[test]
@@ -276,10 +234,7 @@ fn within_and_counts_combine() {
         Utc::now(),
     );
     let reasons: Vec<_> = plan.iter().map(|d| d.reasons.join(",")).collect();
-    assert_eq!(
-        reasons,
-        vec!["within 2d,monthly 1/2", "within 2d", "", "monthly 2/2"]
-    );
+    assert_eq!(reasons, vec!["within 2d,monthly 1/2", "within 2d", "", "monthly 2/2"]);
 }
 
 #[test]
@@ -290,11 +245,7 @@ fn last_keeps_the_n_newest() {
     };
     let k = kept(
         &p,
-        &[
-            "2026-01-01T00:00:00Z",
-            "2026-01-01T00:00:01Z",
-            "2026-01-01T00:00:02Z",
-        ],
+        &["2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"],
     );
     assert_eq!(k, vec!["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"]);
 }
@@ -327,17 +278,15 @@ mod properties {
             0u32..3,
             proptest::option::of(1i64..40),
         )
-            .prop_map(|(last, hourly, daily, weekly, monthly, yearly, within)| {
-                KeepPolicy {
-                    last,
-                    hourly,
-                    daily,
-                    weekly,
-                    monthly,
-                    yearly,
-                    within: within.map(Duration::days),
-                    timezone: chrono_tz::Europe::Berlin,
-                }
+            .prop_map(|(last, hourly, daily, weekly, monthly, yearly, within)| KeepPolicy {
+                last,
+                hourly,
+                daily,
+                weekly,
+                monthly,
+                yearly,
+                within: within.map(Duration::days),
+                timezone: chrono_tz::Europe::Berlin,
             })
     }
 

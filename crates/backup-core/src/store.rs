@@ -122,9 +122,7 @@ pub fn validate_key(key: &str) -> Result<()> {
         || key.starts_with('/')
         || key.contains('\\')
         || key.contains('\0')
-        || key
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..");
+        || key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
     if bad {
         return Err(Error::config(
             format!("store key {key:?}"),

@@ -35,14 +35,8 @@ pub async fn put_replaces(store: &dyn Store, prefix: &str) {
         .put(&key, Bytes::from_static(b"first, longer value"))
         .await
         .unwrap();
-    store
-        .put(&key, Bytes::from_static(b"second"))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_bytes(&key).await.unwrap(),
-        Bytes::from_static(b"second")
-    );
+    store.put(&key, Bytes::from_static(b"second")).await.unwrap();
+    assert_eq!(store.get_bytes(&key).await.unwrap(), Bytes::from_static(b"second"));
 }
 
 /// `get` of a missing key is `NotFound` naming the key.
@@ -84,11 +78,7 @@ pub async fn list_is_recursive_sorted_and_scoped(store: &dyn Store, prefix: &str
         keys(store.list(&format!("{prefix}/a")).await.unwrap()),
         vec![("a/1".into(), 3), ("a/x/3".into(), 5)]
     );
-    assert!(store
-        .list(&format!("{prefix}/nothing"))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list(&format!("{prefix}/nothing")).await.unwrap().is_empty());
 }
 
 /// `list` returns every object, past any page size a backend uses.
@@ -122,17 +112,11 @@ pub async fn delete_is_idempotent(store: &dyn Store, prefix: &str) {
 /// `sweep` keeps every complete object.
 pub async fn sweep_keeps_objects(store: &dyn Store, prefix: &str) {
     store
-        .put(
-            &format!("{prefix}/id/data-000001.zst.gpg"),
-            Bytes::from_static(b"x"),
-        )
+        .put(&format!("{prefix}/id/data-000001.zst.gpg"), Bytes::from_static(b"x"))
         .await
         .unwrap();
     store
-        .put(
-            &format!("{prefix}/id/manifest.json"),
-            Bytes::from_static(b"{}"),
-        )
+        .put(&format!("{prefix}/id/manifest.json"), Bytes::from_static(b"{}"))
         .await
         .unwrap();
     let future = chrono::Utc::now() + chrono::Duration::hours(1);

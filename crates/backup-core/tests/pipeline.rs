@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use backup_core::testing::BytesSource;
 use backup_core::{
-    generate_key, list_backups, restore_stream, run_backup, BackupOptions, Encryptor, Error,
-    MemoryStore, PgpDecryptor, PgpEncryptor, Store, StoreExt,
+    generate_key, list_backups, restore_stream, run_backup, BackupOptions, Encryptor, Error, MemoryStore, PgpDecryptor,
+    PgpEncryptor, Store, StoreExt,
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -23,19 +23,10 @@ fn keys() -> &'static Keys {
         let key = generate_key("Pipeline Test <p@example.org>", Some("secret")).unwrap();
         Keys {
             encryptor: Arc::new(
-                PgpEncryptor::from_armored([(
-                    Path::new("test.pub"),
-                    key.public_armored.as_bytes(),
-                )])
-                .unwrap(),
+                PgpEncryptor::from_armored([(Path::new("test.pub"), key.public_armored.as_bytes())]).unwrap(),
             ),
             decryptor: Arc::new(
-                PgpDecryptor::from_armored(
-                    Path::new("test.sec"),
-                    key.secret_armored.as_bytes(),
-                    "secret",
-                )
-                .unwrap(),
+                PgpDecryptor::from_armored(Path::new("test.sec"), key.secret_armored.as_bytes(), "secret").unwrap(),
             ),
         }
     })
@@ -54,19 +45,13 @@ async fn round_trip(data: Vec<u8>, chunk_size: usize, pieces: Vec<usize>) -> Vec
         piece_sizes: pieces,
         fail_with: None,
     };
-    let manifest = run_backup(
-        store.clone(),
-        &source,
-        keys().encryptor.clone(),
-        &options(chunk_size),
-    )
-    .await
-    .unwrap();
-    let restored: Vec<Bytes> =
-        restore_stream(store, keys().decryptor.clone(), &manifest, "data", 3)
-            .try_collect()
-            .await
-            .unwrap();
+    let manifest = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(chunk_size))
+        .await
+        .unwrap();
+    let restored: Vec<Bytes> = restore_stream(store, keys().decryptor.clone(), &manifest, "data", 3)
+        .try_collect()
+        .await
+        .unwrap();
     restored.concat()
 }
 
@@ -93,14 +78,9 @@ async fn manifest_records_every_chunk_and_is_listed() {
         piece_sizes: vec![777],
         fail_with: None,
     };
-    let m = run_backup(
-        store.clone(),
-        &source,
-        keys().encryptor.clone(),
-        &options(4096),
-    )
-    .await
-    .unwrap();
+    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(4096))
+        .await
+        .unwrap();
     assert_eq!(m.chunks.len(), 3);
     assert_eq!(m.plaintext_size, 10_000);
     assert_eq!(m.chunks[0].name, "data-000001.zst.gpg");
@@ -133,10 +113,7 @@ async fn failing_source_commits_nothing() {
     assert!(err.to_string().contains("disk vanished"), "{err}");
     let listing = list_backups(&store, "app/profile").await.unwrap();
     assert_eq!(listing.complete.len(), 1, "the earlier backup stays listed");
-    assert!(
-        listing.incomplete.is_empty(),
-        "the failed run removed its chunks"
-    );
+    assert!(listing.incomplete.is_empty(), "the failed run removed its chunks");
     assert_eq!(store.list("app/profile").await.unwrap().len(), 3);
 }
 
@@ -148,14 +125,9 @@ async fn tampered_chunk_is_refused_before_its_plaintext_is_used() {
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = run_backup(
-        store.clone(),
-        &source,
-        keys().encryptor.clone(),
-        &options(1000),
-    )
-    .await
-    .unwrap();
+    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(1000))
+        .await
+        .unwrap();
     let key = format!("app/profile/{}/data-000002.zst.gpg", m.id);
     let mut bytes = store.get_bytes(&key).await.unwrap().to_vec();
     let n = bytes.len();
@@ -191,11 +163,7 @@ impl Store for RecordingStore {
         self.deleted.lock().unwrap().push(key.to_owned());
         self.inner.delete(key).await
     }
-    async fn sweep(
-        &self,
-        prefix: &str,
-        older_than: chrono::DateTime<chrono::Utc>,
-    ) -> backup_core::Result<u64> {
+    async fn sweep(&self, prefix: &str, older_than: chrono::DateTime<chrono::Utc>) -> backup_core::Result<u64> {
         self.inner.sweep(prefix, older_than).await
     }
     fn location(&self) -> String {
@@ -212,14 +180,9 @@ async fn removing_a_backup_deletes_its_manifest_first() {
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = run_backup(
-        store.clone(),
-        &source,
-        keys().encryptor.clone(),
-        &options(1000),
-    )
-    .await
-    .unwrap();
+    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(1000))
+        .await
+        .unwrap();
     let listing = list_backups(&store, "app/profile").await.unwrap();
     let entry = &listing.complete[0];
     backup_core::catalog::remove_backup(&*store, "app/profile", &m.id, &entry.objects)

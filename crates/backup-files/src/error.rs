@@ -4,16 +4,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FilesError {
     #[error("cannot read {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Unreadable { path: PathBuf, source: std::io::Error },
     #[error("{path} changed size while being read ({expected} bytes expected, {got} read)")]
-    Shrunk {
-        path: PathBuf,
-        expected: u64,
-        got: u64,
-    },
+    Shrunk { path: PathBuf, expected: u64, got: u64 },
     #[error("exclude pattern {pattern:?}: {reason}")]
     BadPattern { pattern: String, reason: String },
 }
@@ -34,9 +27,7 @@ impl FilesError {
 
 fn path_of(e: &FilesError) -> String {
     match e {
-        FilesError::Unreadable { path, .. } | FilesError::Shrunk { path, .. } => {
-            path.display().to_string()
-        }
+        FilesError::Unreadable { path, .. } | FilesError::Shrunk { path, .. } => path.display().to_string(),
         FilesError::BadPattern { pattern, .. } => pattern.clone(),
     }
 }

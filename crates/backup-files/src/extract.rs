@@ -18,11 +18,7 @@ use crate::pipe::StreamReader;
 /// # Errors
 /// As [`extract_archive`]; a failure of the stream itself (a chunk that did not
 /// authenticate) is returned as it is.
-pub async fn restore_to_dir(
-    stream: ByteStream,
-    target: &Path,
-    label: &str,
-) -> Result<ArchiveSummary> {
+pub async fn restore_to_dir(stream: ByteStream, target: &Path, label: &str) -> Result<ArchiveSummary> {
     let reader = StreamReader::new(stream);
     let failure = reader.failure();
     let (target, label) = (target.to_owned(), label.to_owned());
@@ -92,10 +88,7 @@ pub fn check_archive(reader: impl Read, label: &str) -> Result<ArchiveSummary> {
 pub fn extract_archive(reader: impl Read, target: &Path, label: &str) -> Result<ArchiveSummary> {
     let created_target = !target.exists();
     fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    let staging = target.join(format!(
-        ".backupapps-restore-{:08x}",
-        rand::thread_rng().gen::<u32>()
-    ));
+    let staging = target.join(format!(".backupapps-restore-{:08x}", rand::thread_rng().gen::<u32>()));
     fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
     let result = extract_into(reader, &staging, label).and_then(|summary| {
         move_into_place(&staging, target)?;
@@ -154,7 +147,8 @@ fn extract_into(reader: impl Read, staging: &Path, label: &str) -> Result<Archiv
             EntryType::Link => {
                 return Err(Error::Target {
                     path: name,
-                    reason: "hard-link entries are not restored by backupapps; extract this archive with `tar -x`".into(),
+                    reason: "hard-link entries are not restored by backupapps; extract this archive with `tar -x`"
+                        .into(),
                 })
             }
             other => tracing::warn!(path = %name.display(), kind = ?other, "skipping a special file entry"),
@@ -173,8 +167,7 @@ fn extract_into(reader: impl Read, staging: &Path, label: &str) -> Result<Archiv
     }
     for (path, mode, mtime) in dirs.into_iter().rev() {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(&path, e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&path, e))?;
         filetime::set_file_mtime(&path, mtime).map_err(|e| Error::io(&path, e))?;
     }
     Ok(summary)
@@ -213,9 +206,7 @@ fn safe_relative(name: &Path, label: &str) -> Result<PathBuf> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                 return Err(Error::Target {
                     path: name.to_owned(),
-                    reason: format!(
-                        "archive entry in {label} would escape the restore target; refused"
-                    ),
+                    reason: format!("archive entry in {label} would escape the restore target; refused"),
                 })
             }
         }
@@ -265,9 +256,7 @@ fn read_error(e: io::Error, label: &str) -> Error {
 fn read_error_at(e: io::Error, dest: &Path, label: &str) -> Error {
     use io::ErrorKind::*;
     match e.kind() {
-        PermissionDenied | StorageFull | QuotaExceeded | ReadOnlyFilesystem | AlreadyExists => {
-            Error::io(dest, e)
-        }
+        PermissionDenied | StorageFull | QuotaExceeded | ReadOnlyFilesystem | AlreadyExists => Error::io(dest, e),
         _ => read_error(e, label),
     }
 }

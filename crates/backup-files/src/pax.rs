@@ -5,11 +5,7 @@ use std::io::{self, Write};
 use tar::{EntryType, Header};
 
 /// Appends a PAX `x` header carrying `mtime=SECONDS.NANOS` for the next entry.
-pub(crate) fn append_mtime<W: Write>(
-    out: &mut tar::Builder<W>,
-    seconds: i64,
-    nanos: u32,
-) -> io::Result<()> {
+pub(crate) fn append_mtime<W: Write>(out: &mut tar::Builder<W>, seconds: i64, nanos: u32) -> io::Result<()> {
     let value = if nanos == 0 {
         seconds.to_string()
     } else {
@@ -37,9 +33,7 @@ fn record(key: &str, value: &str) -> String {
 }
 
 /// Reads `mtime` from an entry's PAX extensions: (seconds, nanoseconds).
-pub(crate) fn mtime_of<R: io::Read>(
-    entry: &mut tar::Entry<'_, R>,
-) -> io::Result<Option<(i64, u32)>> {
+pub(crate) fn mtime_of<R: io::Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<(i64, u32)>> {
     let Some(extensions) = entry.pax_extensions()? else {
         return Ok(None);
     };
@@ -67,9 +61,6 @@ mod tests {
         assert_eq!(r.len(), 30);
         // 9-character body: "1 a=bcde\n" crosses into two digits.
         let r = super::record("a", "bcdefg");
-        assert_eq!(
-            r.len(),
-            r.split(' ').next().unwrap().parse::<usize>().unwrap()
-        );
+        assert_eq!(r.len(), r.split(' ').next().unwrap().parse::<usize>().unwrap());
     }
 }

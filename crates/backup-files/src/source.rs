@@ -77,10 +77,7 @@ impl FilesSource {
     }
 
     fn excluded(&self, path: &Path) -> bool {
-        self.exclude.is_match(path)
-            || path
-                .file_name()
-                .is_some_and(|name| self.exclude.is_match(name))
+        self.exclude.is_match(path) || path.file_name().is_some_and(|name| self.exclude.is_match(name))
     }
 }
 
@@ -109,10 +106,7 @@ impl Source for FilesSource {
                 let counts = &archiver.counts;
                 recorder.set(
                     "paths",
-                    this.paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>(),
+                    this.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 );
                 recorder.set("file_count", counts.files);
                 recorder.set("dir_count", counts.dirs);
@@ -121,9 +115,7 @@ impl Source for FilesSource {
                 let _ = archiver.tar.into_inner().and_then(|mut w| w.flush());
             }
         });
-        let data = stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
+        let data = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(SourceOutput::single(Box::pin(data), details))
     }
 }
@@ -156,13 +148,8 @@ impl Archiver<'_> {
                 let entry = match entry {
                     Ok(e) => e,
                     Err(e) => {
-                        let path = e
-                            .path()
-                            .map(Path::to_path_buf)
-                            .unwrap_or_else(|| root.clone());
-                        let io = e
-                            .into_io_error()
-                            .unwrap_or_else(|| io::Error::other("walk failed"));
+                        let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
+                        let io = e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed"));
                         self.unreadable(FilesError::Unreadable { path, source: io })?;
                         continue;
                     }
@@ -222,13 +209,7 @@ impl Archiver<'_> {
         }
     }
 
-    fn append_file(
-        &mut self,
-        path: &Path,
-        name: &Path,
-        mut header: Header,
-        size: u64,
-    ) -> Result<(), Stop> {
+    fn append_file(&mut self, path: &Path, name: &Path, mut header: Header, size: u64) -> Result<(), Stop> {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {

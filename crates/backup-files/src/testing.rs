@@ -71,9 +71,7 @@ pub fn sample_tree(root: &Path, big: usize) {
     fs::create_dir_all(root.join("empty/dir")).unwrap();
     let long = format!("{}/{}.txt", "d".repeat(120), "n".repeat(150));
     w(&long, b"long name");
-    let odd = root
-        .join("odd")
-        .join(OsStr::from_bytes(b"caf\xe9 \xff.txt"));
+    let odd = root.join("odd").join(OsStr::from_bytes(b"caf\xe9 \xff.txt"));
     fs::create_dir_all(odd.parent().unwrap()).unwrap();
     fs::write(&odd, b"latin-1 name").unwrap();
     symlink("../docs/readme.txt", root.join("bin/readme-link")).unwrap();

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backup_core::{
-    generate_key, restore_stream, run_backup, BackupOptions, Error, Manifest, MemoryStore,
-    PgpDecryptor, PgpEncryptor, Store, StoreExt,
+    generate_key, restore_stream, run_backup, BackupOptions, Error, Manifest, MemoryStore, PgpDecryptor, PgpEncryptor,
+    Store, StoreExt,
 };
 use backup_files::testing::{sample_tree, snapshot};
 use backup_files::{restore_to_dir, FilesConfig, FilesSource, OnUnreadable};
@@ -22,14 +22,8 @@ fn fixture() -> Fixture {
     let key = generate_key("Files Test <f@example.org>", None).unwrap();
     Fixture {
         store: Arc::new(MemoryStore::new()),
-        enc: Arc::new(
-            PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())])
-                .unwrap(),
-        ),
-        dec: Arc::new(
-            PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "")
-                .unwrap(),
-        ),
+        enc: Arc::new(PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap()),
+        dec: Arc::new(PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap()),
     }
 }
 
@@ -49,11 +43,7 @@ impl Fixture {
         run_backup(self.store.clone(), &source, self.enc.clone(), &options).await
     }
 
-    async fn restore(
-        &self,
-        manifest: &Manifest,
-        target: &Path,
-    ) -> Result<backup_files::ArchiveSummary, Error> {
+    async fn restore(&self, manifest: &Manifest, target: &Path) -> Result<backup_files::ArchiveSummary, Error> {
         let stream = restore_stream(self.store.clone(), self.dec.clone(), manifest, "data", 2);
         restore_to_dir(stream, target, "test").await
     }
@@ -70,10 +60,7 @@ async fn round_trip_keeps_everything_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("app");
     sample_tree(&src, 300_000);
-    let manifest = f
-        .backup(&config(vec![src.clone()], &["*.tmp"]))
-        .await
-        .unwrap();
+    let manifest = f.backup(&config(vec![src.clone()], &["*.tmp"])).await.unwrap();
     assert!(manifest.chunks.len() > 3, "expected several chunks");
     assert_eq!(manifest.source["file_count"], 9);
 
@@ -84,10 +71,7 @@ async fn round_trip_keeps_everything_exactly() {
     let mut expected = snapshot(&src);
     expected.retain(|p, _| p.extension().is_none_or(|e| e != "tmp"));
     let got = snapshot(&landed(&target, &src));
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     for (path, snap) in &expected {
         assert_eq!(&got[path], snap, "{} differs", path.display());
     }
@@ -135,11 +119,7 @@ async fn tampered_chunk_leaves_target_untouched() {
     let err = f.restore(&manifest, &target).await.unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     assert!(err.to_string().contains(&last.name), "{err}");
-    assert_eq!(
-        snapshot(&target),
-        before,
-        "nothing was moved into the target"
-    );
+    assert_eq!(snapshot(&target), before, "nothing was moved into the target");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,10 +141,7 @@ async fn unreadable_file_fails_by_default_and_is_skipped_on_warn() {
         .unwrap_err();
     assert!(err.to_string().contains("gone.txt"), "{err}");
     assert!(err.to_string().contains("on_unreadable"), "{err}");
-    assert!(
-        f.store.list("app/files").await.unwrap().is_empty(),
-        "nothing committed"
-    );
+    assert!(f.store.list("app/files").await.unwrap().is_empty(), "nothing committed");
 
     let mut cfg = cfg;
     cfg.on_unreadable = OnUnreadable::Warn;

@@ -80,9 +80,7 @@ fn writing_through_a_symlink_is_refused() {
 
 #[test]
 fn hard_links_are_refused() {
-    let (err, _dir) = refused(archive(|a| {
-        entry(a, "hard", EntryType::Link, Some("/etc/passwd"), b"")
-    }));
+    let (err, _dir) = refused(archive(|a| entry(a, "hard", EntryType::Link, Some("/etc/passwd"), b"")));
     assert!(err.to_string().contains("hard-link"), "{err}");
 }
 

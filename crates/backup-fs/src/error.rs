@@ -4,10 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FsError {
     #[error("cannot create the store folder {root}: {source}; check the [store] url and that the volume is mounted and writable")]
-    CreateRoot {
-        root: PathBuf,
-        source: std::io::Error,
-    },
+    CreateRoot { root: PathBuf, source: std::io::Error },
     #[error("{operation} {key} under {root}: {source}")]
     Object {
         operation: &'static str,

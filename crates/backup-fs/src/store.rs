@@ -50,9 +50,7 @@ impl FsStore {
 
     fn error(&self, operation: &'static str, key: &str, source: object_store::Error) -> Error {
         if let object_store::Error::NotFound { .. } = source {
-            return Error::NotFound {
-                key: key.to_owned(),
-            };
+            return Error::NotFound { key: key.to_owned() };
         }
         FsError::Object {
             operation,
@@ -145,9 +143,7 @@ fn sweep_staged(root: &Path, folder: &Path, cutoff: std::time::SystemTime) -> Re
             let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
             if meta.is_dir() {
                 stack.push(path);
-            } else if entry.file_name().to_string_lossy().contains('#')
-                && meta.modified().is_ok_and(|m| m < cutoff)
-            {
+            } else if entry.file_name().to_string_lossy().contains('#') && meta.modified().is_ok_and(|m| m < cutoff) {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 removed += 1;
             }

@@ -47,8 +47,5 @@ fn unusable_root_is_a_clear_error() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let err = FsStore::new(file.join("store")).unwrap_err().to_string();
-    assert!(
-        err.contains("a-file/store") && err.contains("mounted"),
-        "{err}"
-    );
+    assert!(err.contains("a-file/store") && err.contains("mounted"), "{err}");
 }

@@ -43,11 +43,7 @@ impl fmt::Debug for PgConn {
 impl fmt::Display for PgConn {
     /// `user@host:port/database` — never the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
-        )
+        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.database)
     }
 }
 
@@ -62,17 +58,13 @@ impl PgConn {
     /// [`Error::Config`] naming `field` when no database is given anywhere, or
     /// the password file cannot be read.
     pub fn resolve(config: &PgConfig, base: &Path, field: &str) -> Result<Self> {
-        let host = config
-            .host
-            .clone()
-            .or_else(|| env("PGHOST"))
-            .unwrap_or_else(|| {
-                if Path::new("/var/run/postgresql").is_dir() {
-                    "/var/run/postgresql".into()
-                } else {
-                    "localhost".into()
-                }
-            });
+        let host = config.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| {
+            if Path::new("/var/run/postgresql").is_dir() {
+                "/var/run/postgresql".into()
+            } else {
+                "localhost".into()
+            }
+        });
         let port = match config.port {
             Some(p) => p,
             None => env("PGPORT").and_then(|p| p.parse().ok()).unwrap_or(5432),
@@ -83,16 +75,12 @@ impl PgConn {
             .or_else(|| env("PGUSER"))
             .or_else(|| env("USER"))
             .unwrap_or_else(|| "postgres".into());
-        let database = config
-            .database
-            .clone()
-            .or_else(|| env("PGDATABASE"))
-            .ok_or_else(|| {
-                Error::config(
-                    format!("{field} database"),
-                    "no database given: set `database = \"name\"` (or PGDATABASE)",
-                )
-            })?;
+        let database = config.database.clone().or_else(|| env("PGDATABASE")).ok_or_else(|| {
+            Error::config(
+                format!("{field} database"),
+                "no database given: set `database = \"name\"` (or PGDATABASE)",
+            )
+        })?;
         let password = match &config.password_file {
             Some(file) => {
                 let path = base.join(file);
@@ -116,15 +104,8 @@ impl PgConn {
                 .clone()
                 .or_else(|| env("PGSSLMODE"))
                 .unwrap_or_else(|| "prefer".into()),
-            bin_dir: config
-                .bin_dir
-                .as_ref()
-                .map(|b| base.join(b))
-                .or_else(default_bin_dir),
-            maintenance_db: config
-                .maintenance_db
-                .clone()
-                .unwrap_or_else(|| "postgres".into()),
+            bin_dir: config.bin_dir.as_ref().map(|b| base.join(b)).or_else(default_bin_dir),
+            maintenance_db: config.maintenance_db.clone().unwrap_or_else(|| "postgres".into()),
             password,
         };
         if conn.password.is_none() {
@@ -147,13 +128,13 @@ impl PgConn {
     /// [`Error::Source`] with the server's own message (wrong password, no
     /// such database, refused).
     pub async fn connect(&self) -> Result<Client> {
-        if matches!(
-            self.sslmode.as_str(),
-            "require" | "verify-ca" | "verify-full"
-        ) {
+        if matches!(self.sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
             return Err(Error::config(
                 "sslmode",
-                format!("{}: sslmode={} is not supported for backupapps' own connection yet; use prefer or disable", self, self.sslmode),
+                format!(
+                    "{}: sslmode={} is not supported for backupapps' own connection yet; use prefer or disable",
+                    self, self.sslmode
+                ),
             ));
         }
         let mut config = tokio_postgres::Config::new();
@@ -252,17 +233,14 @@ fn pgpass_lookup(conn: &PgConn) -> Option<String> {
     } else {
         conn.host.as_str()
     };
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let fields = split_pgpass(line);
-            let [h, p, d, u, pw] = fields.as_slice() else {
-                return None;
-            };
-            let m = |pattern: &str, value: &str| pattern == "*" || pattern == value;
-            (m(h, host) && m(p, &port) && m(d, &conn.database) && m(u, &conn.user))
-                .then(|| pw.clone())
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let fields = split_pgpass(line);
+        let [h, p, d, u, pw] = fields.as_slice() else {
+            return None;
+        };
+        let m = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        (m(h, host) && m(p, &port) && m(d, &conn.database) && m(u, &conn.user)).then(|| pw.clone())
+    })
 }
 
 fn split_pgpass(line: &str) -> Vec<String> {

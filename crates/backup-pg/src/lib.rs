@@ -14,7 +14,7 @@ pub use config::PgConfig;
 pub use conn::PgConn;
 pub use process::{run, stdout_stream};
 pub use restore::{
-    create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,
-    temporary_name, RestoreOptions, Swap,
+    create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database, temporary_name,
+    RestoreOptions, Swap,
 };
 pub use source::{PgSource, ServerFacts};

@@ -28,10 +28,7 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
     let mut child = cmd.spawn().map_err(|e| {
         Error::source(tool, format!("cannot start {tool}: {e}; install the PostgreSQL client (apt-get install postgresql-client) or set [source] bin_dir"))
     })?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::source(tool, "no stdout"))?;
+    let stdout = child.stdout.take().ok_or_else(|| Error::source(tool, "no stdout"))?;
     let stderr = collect_stderr(child.stderr.take());
     struct State {
         child: Child,
@@ -80,10 +77,7 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                             st,
                         ))
                     }
-                    Err(e) => Some((
-                        Err(Error::source(&st.tool, format!("cannot wait for it: {e}"))),
-                        st,
-                    )),
+                    Err(e) => Some((Err(Error::source(&st.tool, format!("cannot wait for it: {e}"))), st)),
                 }
             }
             Ok(_) => {
@@ -94,10 +88,7 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                 st.done = true;
                 let _ = st.child.kill().await;
                 Some((
-                    Err(Error::source(
-                        &st.tool,
-                        format!("reading its output failed: {e}"),
-                    )),
+                    Err(Error::source(&st.tool, format!("reading its output failed: {e}"))),
                     st,
                 ))
             }

@@ -87,11 +87,7 @@ pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) 
     if options.jobs > 1 {
         // --single-transaction cannot go with -j: parallel restore commits per job.
         cmd = target.tool("pg_restore");
-        cmd.args([
-            "--no-password",
-            "--exit-on-error",
-            &format!("--jobs={}", options.jobs),
-        ]);
+        cmd.args(["--no-password", "--exit-on-error", &format!("--jobs={}", options.jobs)]);
     }
     if options.no_owner {
         cmd.arg("--no-owner");
@@ -103,22 +99,30 @@ pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) 
         cmd.arg(format!("--role={role}"));
     }
     cmd.arg(format!("--dbname={}", target.database)).arg(dump);
-    run(cmd, &format!("pg_restore into {target}"))
-        .await
-        .map(|_| ())
+    run(cmd, &format!("pg_restore into {target}")).await.map(|_| ())
 }
 
-/// A temporary database name next to `target`, within PostgreSQL's 63 bytes.
+/// A temporary database name next to `target`, within PostgreSQL's 63 bytes:
+/// `<target>__<tag>_<6 hex>`.
 pub fn temporary_name(target: &str, tag: &str) -> String {
-    let suffix = format!(
-        "__{tag}_{:06x}",
+    format!(
+        "{}{:06x}",
+        tag_prefix(target, tag),
         rand::thread_rng().gen::<u32>() & 0xff_ffff
-    );
+    )
+}
+
+fn tag_prefix(target: &str, tag: &str) -> String {
+    let suffix = format!("__{tag}_");
     let mut base: String = target.to_owned();
-    while base.len() + suffix.len() > 63 {
+    while base.len() + suffix.len() + 6 > 63 {
         base.pop();
     }
     format!("{base}{suffix}")
+}
+
+fn old_prefix(target: &str) -> String {
+    tag_prefix(target, "old")
 }
 
 /// What [`replace_database`] did.
@@ -141,12 +145,7 @@ pub struct Swap {
 /// # Errors
 /// The error of `fill` (after cleaning up), or of the swap itself (after
 /// putting the old database back).
-pub async fn replace_database<F, Fut>(
-    admin: &PgConn,
-    target: &str,
-    keep_previous: bool,
-    fill: F,
-) -> Result<Swap>
+pub async fn replace_database<F, Fut>(admin: &PgConn, target: &str, keep_previous: bool, fill: F) -> Result<Swap>
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<()>>,
@@ -173,11 +172,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         admin
             .execute(
                 &client,
-                &format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    quote_ident(temp),
-                    quote_ident(target)
-                ),
+                &format!("ALTER DATABASE {} RENAME TO {}", quote_ident(temp), quote_ident(target)),
             )
             .await?;
         return Ok(Swap {
@@ -192,10 +187,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
     admin
         .execute(
             &client,
-            &format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                quote_ident(target)
-            ),
+            &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", quote_ident(target)),
         )
         .await?;
     let mut renamed = Err(Error::source(admin.to_string(), "rename not attempted"));
@@ -225,10 +217,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         let _ = admin
             .execute(
                 &client,
-                &format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(target)
-                ),
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(target)),
             )
             .await;
         return Err(e);
@@ -236,11 +225,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
     if let Err(e) = admin
         .execute(
             &client,
-            &format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                quote_ident(temp),
-                quote_ident(target)
-            ),
+            &format!("ALTER DATABASE {} RENAME TO {}", quote_ident(temp), quote_ident(target)),
         )
         .await
     {
@@ -258,10 +243,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         let _ = admin
             .execute(
                 &client,
-                &format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(target)
-                ),
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(target)),
             )
             .await;
         return Err(e);
@@ -270,12 +252,20 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         admin
             .execute(
                 &client,
-                &format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(&aside)
-                ),
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(&aside)),
             )
             .await?;
+        // Keep one previous copy: the one just set aside.
+        let older = client
+            .query(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
+                &[&old_prefix(target), &aside],
+            )
+            .await
+            .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+        for row in older {
+            drop_database(admin, row.get::<_, &str>(0)).await?;
+        }
         Ok(Swap {
             target: target.to_owned(),
             kept_previous: Some(aside),

@@ -47,10 +47,7 @@ impl TestCluster {
             eprintln!("SKIPPED (not under CI): {msg}");
             return None;
         };
-        let dir = tempfile::Builder::new()
-            .prefix("backupapps-pg-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("backupapps-pg-").tempdir().unwrap();
         let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         let run_as = as_root.then_some("postgres");
         if as_root {
@@ -133,18 +130,7 @@ impl TestCluster {
     /// When psql fails.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bindir.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
             .envs(self.env())
             .env("PGPASSWORD", Self::PASSWORD)
             .output()
@@ -160,17 +146,13 @@ impl TestCluster {
     /// Stops the server (fast shutdown), waiting until its pid is gone.
     pub fn stop(&self) {
         let Some(pid) = self.pid() else { return };
-        let _ = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         if Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
 
@@ -208,11 +190,7 @@ fn find_bindir() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn chown_postgres(path: &Path) {

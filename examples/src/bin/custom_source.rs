@@ -22,8 +22,7 @@ impl Source for CsvExport {
     async fn open(&self) -> Result<SourceOutput> {
         let details = SourceDetails::default();
         details.set("rows", self.rows);
-        let lines = stream::iter(0..self.rows)
-            .map(|i| Ok(Bytes::from(format!("{i},customer-{i},{}\n", i * 3))));
+        let lines = stream::iter(0..self.rows).map(|i| Ok(Bytes::from(format!("{i},customer-{i},{}\n", i * 3))));
         Ok(SourceOutput::single(lines.boxed(), details))
     }
 }

@@ -24,26 +24,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = FilesSource::new(&config, dir.path())?;
     let options = BackupOptions::new("myservice", "uploads", "myservice/uploads");
     let manifest = run_backup(store.clone(), &source, encryptor, &options).await?;
-    println!(
-        "backed up {} bytes as {}",
-        manifest.plaintext_size, manifest.id
-    );
+    println!("backed up {} bytes as {}", manifest.plaintext_size, manifest.id);
 
     let listing = list_backups(&store, "myservice/uploads").await?;
     let newest = &listing.newest().ok_or("no backup listed")?.manifest;
     let secret = key.secret_armored.as_bytes();
-    let decryptor = Arc::new(PgpDecryptor::from_armored(
-        Path::new("sec"),
-        secret,
-        "s3cret",
-    )?);
+    let decryptor = Arc::new(PgpDecryptor::from_armored(Path::new("sec"), secret, "s3cret")?);
     let target = dir.path().join("restored");
     let stream = restore_stream(store, decryptor, newest, "data", 2);
     let summary = restore_to_dir(stream, &target, &newest.id).await?;
-    println!(
-        "restored {} file(s) into {}",
-        summary.files,
-        target.display()
-    );
+    println!("restored {} file(s) into {}", summary.files, target.display());
     Ok(())
 }

@@ -16,12 +16,7 @@ use crate::workspace::{Profile, Workspace};
 ///
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
-pub async fn run(
-    ws: &Workspace,
-    targets: &[String],
-    time: Option<&str>,
-    no_prune: bool,
-) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prune: bool) -> Result<ExitCode> {
     let time = time.map(|t| parse_time("--time", t)).transpose()?;
     let profiles = ws.select(targets)?;
     if profiles.is_empty() {
@@ -84,9 +79,7 @@ pub async fn backup_profile(
     };
     let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix());
     options.time = time;
-    options.chunk_size = usize::try_from(s.backup.chunk_size.0)
-        .unwrap_or(usize::MAX)
-        .max(1);
+    options.chunk_size = usize::try_from(s.backup.chunk_size.0).unwrap_or(usize::MAX).max(1);
     options.zstd_level = s.backup.zstd_level;
     if s.backup.parallelism > 0 {
         options.parallelism = s.backup.parallelism;

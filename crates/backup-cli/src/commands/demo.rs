@@ -25,10 +25,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
             .context("cannot create a folder for the demo")?
             .keep(),
     };
-    println!(
-        "== 1. workspace, key pair and sample data in {}",
-        dir.display()
-    );
+    println!("== 1. workspace, key pair and sample data in {}", dir.display());
     super::init::scaffold(&dir, true)?;
     let ws = Workspace::load(&dir)?;
     let target = "sample/files".to_owned();
@@ -58,23 +55,13 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
 
     println!("\n== 5. restore and compare");
     let restored = dir.join("restore/sample/files").join(&manifest.id);
-    super::restore::run(
-        &ws,
-        &target,
-        Some(&manifest.id),
-        None,
-        Some(restored.clone()),
-    )
-    .await?;
+    super::restore::run(&ws, &target, Some(&manifest.id), None, Some(restored.clone())).await?;
     let original = dir.join("sample-data");
     let landed = restored.join(original.strip_prefix("/").unwrap_or(&original));
     let compared = compare_trees(&original, &landed)?;
     println!("restored tree equals the original: {compared} entries (content, modes, mtimes, symlinks); *.tmp excluded as configured");
 
-    let folder = dir
-        .join("store")
-        .join(profile.dest_prefix())
-        .join(&manifest.id);
+    let folder = dir.join("store").join(profile.dest_prefix()).join(&manifest.id);
     println!("\n== where everything is");
     println!("  workspace   {}", dir.display());
     println!(
@@ -93,7 +80,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         "  gpg --import {}/secrets/backup.sec.asc   # passphrase in secrets/backup.pass",
         dir.display()
     );
-    println!("  cd {} && for c in data-*.zst.gpg; do gpg --decrypt \"$c\"; done | zstd -d | tar -x -C /tmp/out", folder.display());
+    println!(
+        "  cd {} && for c in data-*.zst.gpg; do gpg --decrypt \"$c\"; done | zstd -d | tar -x -C /tmp/out",
+        folder.display()
+    );
     println!(
         "\ntry more: backupapps --home {} list | verify | restore sample/files --to DIR",
         dir.display()

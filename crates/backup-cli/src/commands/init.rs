@@ -23,9 +23,7 @@ pub fn run(dir: &Path, demo: bool) -> Result<()> {
         println!("  try: backupapps --home {dir} backup && backupapps --home {dir} list");
     } else {
         println!("  next: backupapps --home {dir} keygen --name backup   (or put your own public key in secrets/)");
-        println!(
-            "        cp {dir}/apps/templates/files.toml {dir}/apps/myapp/files.toml and edit it"
-        );
+        println!("        cp {dir}/apps/templates/files.toml {dir}/apps/myapp/files.toml and edit it");
     }
     Ok(())
 }
@@ -51,15 +49,9 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
         .with_context(|| format!("cannot restrict {}", secrets.display()))?;
     let abs = std::path::absolute(dir).with_context(|| dir.display().to_string())?;
     let store_url = format!("file://{}", abs.join("store").display());
-    write(
-        &global,
-        &templates::GLOBAL.replace("__STORE_URL__", &store_url),
-    )?;
+    write(&global, &templates::GLOBAL.replace("__STORE_URL__", &store_url))?;
     write(&dir.join("apps/templates/files.toml"), templates::FILES)?;
-    write(
-        &dir.join("apps/templates/postgres.toml"),
-        templates::POSTGRES,
-    )?;
+    write(&dir.join("apps/templates/postgres.toml"), templates::POSTGRES)?;
     if demo {
         super::keygen::run(dir, "backup", None, false)?;
         sample_data(&dir.join("sample-data"))?;
@@ -78,14 +70,8 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
 /// A small folder with the kinds of entries a real app folder has.
 pub fn sample_data(root: &Path) -> Result<()> {
     let files: [(&str, Vec<u8>); 6] = [
-        (
-            "README.txt",
-            b"Sample application data made by backupapps.\n".to_vec(),
-        ),
-        (
-            "config/app.conf",
-            b"listen = 127.0.0.1:8080\nworkers = 4\n".to_vec(),
-        ),
+        ("README.txt", b"Sample application data made by backupapps.\n".to_vec()),
+        ("config/app.conf", b"listen = 127.0.0.1:8080\nworkers = 4\n".to_vec()),
         (
             "media/logo.bin",
             (0..200_000u32)
@@ -109,23 +95,20 @@ pub fn sample_data(root: &Path) -> Result<()> {
     ];
     for (name, data) in files {
         let path = root.join(name);
-        fs::create_dir_all(path.parent().unwrap_or(root))
-            .with_context(|| path.display().to_string())?;
+        fs::create_dir_all(path.parent().unwrap_or(root)).with_context(|| path.display().to_string())?;
         fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
     }
     fs::create_dir_all(root.join("uploads/empty")).with_context(|| root.display().to_string())?;
     let link = root.join("current-notes");
     if !link.exists() {
-        std::os::unix::fs::symlink("media/notes/2026-11.md", &link)
-            .with_context(|| link.display().to_string())?;
+        std::os::unix::fs::symlink("media/notes/2026-11.md", &link).with_context(|| link.display().to_string())?;
     }
     Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -42,13 +42,9 @@ pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) ->
         secret: secrets.join(format!("{slug}.sec.asc")),
         passphrase: (!no_passphrase).then(|| secrets.join(format!("{slug}.pass"))),
     };
-    for path in [
-        Some(&files.public),
-        Some(&files.secret),
-        files.passphrase.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
+    for path in [Some(&files.public), Some(&files.secret), files.passphrase.as_ref()]
+        .into_iter()
+        .flatten()
     {
         if path.exists() {
             bail!(
@@ -105,6 +101,5 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(data)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))
+    f.sync_all().with_context(|| format!("cannot write {}", path.display()))
 }

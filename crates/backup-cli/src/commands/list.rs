@@ -35,9 +35,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
             }
         };
         for (id, error) in &listing.damaged {
-            eprintln!(
-                "{target}: backup {id} has an unreadable manifest and is not listed: {error}"
-            );
+            eprintln!("{target}: backup {id} has an unreadable manifest and is not listed: {error}");
         }
         if !listing.incomplete.is_empty() && !json {
             eprintln!(

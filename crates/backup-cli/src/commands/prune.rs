@@ -16,12 +16,7 @@ use crate::workspace::{Profile, Workspace};
 ///
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
-pub async fn run(
-    ws: &Workspace,
-    targets: &[String],
-    dry_run: bool,
-    json: bool,
-) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) -> Result<ExitCode> {
     let mut codes = Vec::new();
     let mut plans = Vec::new();
     for profile in ws.select(targets)? {
@@ -93,9 +88,7 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
             remove_backup(&*store, profile.dest_prefix(), &i.id, &i.objects).await?;
             tracing::info!(target_profile = %profile.target(), id = %i.id, "removed incomplete backup");
         }
-        let swept = store
-            .sweep(profile.dest_prefix(), Utc::now() - grace)
-            .await?;
+        let swept = store.sweep(profile.dest_prefix(), Utc::now() - grace).await?;
         if swept > 0 {
             tracing::info!(target_profile = %profile.target(), pieces = swept, "removed debris of interrupted uploads");
         }
@@ -114,9 +107,7 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
         .iter()
         .map(|i| json!({"id": i.id, "last_modified": rfc3339(i.last_modified)}))
         .collect();
-    Ok(
-        json!({"target": profile.target(), "keep": keep, "remove": remove, "incomplete": incomplete}),
-    )
+    Ok(json!({"target": profile.target(), "keep": keep, "remove": remove, "incomplete": incomplete}))
 }
 
 fn print_plan(plan: &Value, dry_run: bool) {
@@ -152,9 +143,6 @@ fn print_plan(plan: &Value, dry_run: bool) {
         );
     }
     for i in list("incomplete") {
-        println!(
-            "  {verb:<7} {}  (incomplete)",
-            i["id"].as_str().unwrap_or_default()
-        );
+        println!("  {verb:<7} {}  (incomplete)", i["id"].as_str().unwrap_or_default());
     }
 }

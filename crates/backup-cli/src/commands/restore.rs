@@ -31,10 +31,7 @@ pub async fn run(
     let profiles = ws.select(&[target.to_owned()])?;
     let [profile] = profiles.as_slice() else {
         let names: Vec<_> = profiles.iter().map(|p| p.target()).collect();
-        bail!(
-            "restore needs one profile; {target:?} names {}",
-            names.join(", ")
-        );
+        bail!("restore needs one profile; {target:?} names {}", names.join(", "));
     };
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;

@@ -37,12 +37,7 @@ pub async fn run(ws: &Workspace, targets: &[String], all: bool) -> Result<ExitCo
     Ok(super::worst(&codes))
 }
 
-async fn verify_profile(
-    ws: &Workspace,
-    profile: &Profile,
-    all: bool,
-    codes: &mut Vec<u8>,
-) -> Result<()> {
+async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mut Vec<u8>) -> Result<()> {
     let target = profile.target();
     let store = wiring::store(ws, &profile.settings, &profile.file.display().to_string())?;
     let listing = list_backups(&store, profile.dest_prefix()).await?;
@@ -100,14 +95,15 @@ pub async fn verify_backup(
     } else {
         let folder = join_key([m.dest_prefix.as_str(), m.id.as_str()]);
         for chunk in &m.chunks {
-            fetch_checked(
-                &**store,
-                &join_key([folder.as_str(), chunk.name.as_str()]),
-                chunk,
-            )
-            .await?;
+            fetch_checked(&**store, &join_key([folder.as_str(), chunk.name.as_str()]), chunk).await?;
         }
-        ("checksums", format!("{} chunks match the manifest's SHA-256; no secret key configured, so not decrypted", m.chunks.len()))
+        (
+            "checksums",
+            format!(
+                "{} chunks match the manifest's SHA-256; no secret key configured, so not decrypted",
+                m.chunks.len()
+            ),
+        )
     };
     let mark = json!({"time": rfc3339(Utc::now()), "mode": mode, "detail": what});
     write_mark(&**store, m, "verified", &mark).await?;

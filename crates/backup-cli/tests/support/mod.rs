@@ -16,9 +16,7 @@ pub fn require(tool: &str, package: &str) -> bool {
     {
         return true;
     }
-    let msg = format!(
-        "`{tool}` is not installed: run `apt-get install -y {package}` (scripts/test-all.sh does)"
-    );
+    let msg = format!("`{tool}` is not installed: run `apt-get install -y {package}` (scripts/test-all.sh does)");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }
@@ -72,8 +70,7 @@ impl Ws {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--home").arg(self.home()).args(args);
-        c.env_remove("BACKUPAPPS_PASSPHRASE")
-            .env_remove("BACKUPAPPS_HOME");
+        c.env_remove("BACKUPAPPS_PASSPHRASE").env_remove("BACKUPAPPS_HOME");
         c
     }
 
@@ -84,23 +81,14 @@ impl Ws {
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "backupapps {args:?} failed:\n{}",
-            text(&out)
-        );
+        assert!(out.status.success(), "backupapps {args:?} failed:\n{}", text(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Runs and asserts the exit code; returns stdout + stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "backupapps {args:?}:\n{}",
-            text(&out)
-        );
+        assert_eq!(out.status.code(), Some(code), "backupapps {args:?}:\n{}", text(&out));
         text(&out)
     }
 
@@ -136,12 +124,9 @@ impl Gpg {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("gpg");
-        c.arg("--homedir").arg(self.home.path()).args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-        ]);
+        c.arg("--homedir")
+            .arg(self.home.path())
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback"]);
         c
     }
 
@@ -162,16 +147,8 @@ pub fn stock_restore(gpg: &Gpg, passphrase: &str, backup_folder: &Path, into: &P
         home = gpg.home.path().display(),
         into = into.display(),
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "stock restore failed:\n{}",
-        text(&out)
-    );
+    let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "stock restore failed:\n{}", text(&out));
 }
 
 /// The folder of backup `id` of `target` in the workspace's file store.
