@@ -79,9 +79,16 @@ pub enum Command {
         /// The newest backup at or before this time.
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
-        /// Target folder (default: restore/<app>/<profile>/<id> in the workspace).
-        #[arg(long, value_name = "DIR")]
+        /// Target folder (default: restore/<app>/<profile>/<id> in the workspace);
+        /// postgres backups are written there as <database>.pgdump.
+        #[arg(long, value_name = "DIR", conflicts_with = "to_db")]
         to: Option<PathBuf>,
+        /// Postgres: restore into this new database on the profile's server.
+        #[arg(long, value_name = "NAME")]
+        to_db: Option<String>,
+        /// With --to-db: replace an existing database, only once the restore succeeded.
+        #[arg(long, requires = "to_db")]
+        replace: bool,
     },
     /// Download, decrypt and check backups (checksums only without a secret key).
     Verify {
@@ -91,6 +98,22 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Refresh test databases from the newest backup, safely (postgres profiles with [mirror]).
+    Mirror {
+        /// `app` or `app/profile`; none means every profile with a [mirror].
+        targets: Vec<String>,
+        /// Mirror this backup instead of the newest.
+        #[arg(long, value_name = "ID")]
+        backup: Option<String>,
+        /// Show the plan, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Database utilities on the profiles' servers.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Apply retention: remove backups no rule keeps, and stale incomplete ones.
     Prune {
         /// `app` or `app/profile`; none means all.
@@ -98,5 +121,57 @@ pub enum Command {
         /// Show the plan, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// Which server of a postgres profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Server {
+    /// The `[source]` server.
+    Prod,
+    /// The `[mirror]` server.
+    Test,
+}
+
+/// `db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// List the databases on the server, with sizes.
+    List {
+        /// prod or test.
+        server: Server,
+        /// Which profile's server, when profiles use different ones.
+        #[arg(long, value_name = "APP/PROFILE")]
+        target: Option<String>,
+    },
+    /// Connect to DB and run SELECT 1.
+    Ping {
+        /// prod or test.
+        server: Server,
+        /// Database name.
+        database: String,
+        /// Which profile's server.
+        #[arg(long, value_name = "APP/PROFILE")]
+        target: Option<String>,
+    },
+    /// pg_dump -Fc of DB into FILE.
+    Dump {
+        /// prod or test.
+        server: Server,
+        /// Database name.
+        database: String,
+        /// Output file (must not exist).
+        file: PathBuf,
+        /// Which profile's server.
+        #[arg(long, value_name = "APP/PROFILE")]
+        target: Option<String>,
+    },
+    /// Restore a custom-format dump into the [mirror] test database, safely.
+    RestoreToTest {
+        /// A pg_dump -Fc file.
+        file: PathBuf,
+        /// Which profile's [mirror].
+        #[arg(long, value_name = "APP/PROFILE")]
+        target: Option<String>,
     },
 }

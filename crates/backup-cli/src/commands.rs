@@ -1,10 +1,12 @@
 //! Dispatch, exit codes, and what every command over several profiles shares.
 
 mod backup;
+mod db;
 mod demo;
 mod init;
 mod keygen;
 mod list;
+mod mirror;
 mod prune;
 mod restore;
 mod verify;
@@ -42,10 +44,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     no_prune,
                 } => backup::run(&ws, &targets, time.as_deref(), no_prune).await,
                 Command::List { targets } => list::run(&ws, &targets, json).await,
-                Command::Restore { target, id, at, to } => {
-                    restore::run(&ws, &target, id.as_deref(), at.as_deref(), to).await
+                Command::Restore {
+                    target,
+                    id,
+                    at,
+                    to,
+                    to_db,
+                    replace,
+                } => {
+                    let dest = restore::Destination { to, to_db, replace };
+                    restore::run(&ws, &target, id.as_deref(), at.as_deref(), dest).await
                 }
                 Command::Verify { targets, all } => verify::run(&ws, &targets, all).await,
+                Command::Mirror {
+                    targets,
+                    backup,
+                    dry_run,
+                } => mirror::run(&ws, &targets, backup.as_deref(), dry_run).await,
+                Command::Db { command } => db::run(&ws, command).await,
                 Command::Prune { targets, dry_run } => prune::run(&ws, &targets, dry_run, json).await,
                 Command::Init { .. } | Command::Demo { .. } | Command::Keygen { .. } => {
                     unreachable!("handled above")

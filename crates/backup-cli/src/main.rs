@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod lock;
 mod output;
 mod settings;
 mod templates;

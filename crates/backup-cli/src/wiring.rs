@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use backup_core::{Decryptor, Encryptor, PgpDecryptor, PgpEncryptor, Store};
 
 use crate::settings::ProfileSettings;
-use crate::workspace::Workspace;
+use crate::workspace::{Profile, Workspace};
 
 /// The store named by `[store] url`.
 ///
@@ -83,4 +83,41 @@ fn passphrase(ws: &Workspace, settings: &ProfileSettings) -> Result<String> {
         }
         None => Ok(String::new()),
     }
+}
+
+/// The profile's `[source]` as PostgreSQL settings.
+///
+/// # Errors
+/// Names the profile file and the bad key.
+pub fn pg_config(profile: &Profile) -> Result<backup_pg::PgConfig> {
+    let table = profile.settings.source.clone().unwrap_or_default();
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| backup_core::Error::config(format!("{} [source]", profile.file.display()), e.to_string()).into())
+}
+
+/// The profile's resolved production connection.
+///
+/// # Errors
+/// As [`pg_config`], plus a missing database or password file.
+pub fn pg_conn(ws: &Workspace, profile: &Profile) -> Result<(backup_pg::PgConn, backup_pg::PgConfig)> {
+    let config = pg_config(profile)?;
+    let conn = backup_pg::PgConn::resolve(&config, &ws.home, &format!("{} [source]", profile.file.display()))?;
+    Ok((conn, config))
+}
+
+/// The profile's `[mirror]`, if any, with its resolved test connection.
+///
+/// # Errors
+/// Names the profile file and the bad key.
+pub fn mirror(ws: &Workspace, profile: &Profile) -> Result<Option<(backup_pg::PgConn, backup_pg::MirrorConfig)>> {
+    let Some(table) = profile.settings.mirror.clone() else {
+        return Ok(None);
+    };
+    let field = format!("{} [mirror]", profile.file.display());
+    let config: backup_pg::MirrorConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| backup_core::Error::config(field.clone(), e.to_string()))?;
+    let conn = backup_pg::PgConn::resolve(&config.connection(), &ws.home, &field)?;
+    Ok(Some((conn, config)))
 }

@@ -280,3 +280,59 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         })
     }
 }
+
+/// Reads a custom-format dump from `stream` with `pg_restore --list` and
+/// returns the number of entries in its table of contents: the structure
+/// check of `verify`, with no database needed.
+///
+/// # Errors
+/// The stream's own error (a chunk that failed authentication), or
+/// [`Error::Format`] when pg_restore cannot read the archive.
+pub async fn check_dump(mut stream: backup_core::ByteStream, bin_dir: Option<&Path>, label: &str) -> Result<usize> {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+    let program = bin_dir.map_or_else(|| "pg_restore".into(), |d| d.join("pg_restore"));
+    let mut child = tokio::process::Command::new(program)
+        .arg("--list")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            Error::source(
+                "pg_restore",
+                format!("cannot start pg_restore: {e}; install postgresql-client"),
+            )
+        })?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::source("pg_restore", "no stdin"))?;
+    let feed = async {
+        while let Some(piece) = stream.try_next().await? {
+            // pg_restore may stop reading early on a damaged archive; its exit status says why.
+            if stdin.write_all(&piece).await.is_err() {
+                break;
+            }
+        }
+        drop(stdin);
+        Ok::<(), Error>(())
+    };
+    let (fed, out) = tokio::join!(feed, child.wait_with_output());
+    fed?;
+    let out = out.map_err(|e| Error::source("pg_restore", e.to_string()))?;
+    if !out.status.success() {
+        return Err(Error::Format {
+            id: label.to_owned(),
+            reason: format!(
+                "pg_restore --list cannot read the dump: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count())
+}

@@ -79,34 +79,39 @@ impl TestCluster {
             }
         }
         run(run_as, &initdb);
-        let port = free_port();
         let cluster = TestCluster {
-            port,
-            bindir: bindir.clone(),
+            port: free_port(),
+            bindir,
             dir,
             run_as,
         };
+        cluster.start_server();
+        Some(cluster)
+    }
+
+    /// Starts the server (again, after [`TestCluster::stop`]) and waits until it accepts connections.
+    pub fn start_server(&self) {
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
-            cluster.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
+            self.port,
+            self.dir.path().display()
         );
         run(
-            run_as,
+            self.run_as,
             &[
-                bindir.join("pg_ctl").display().to_string(),
+                self.bindir.join("pg_ctl").display().to_string(),
                 "-D".into(),
-                data.display().to_string(),
+                self.dir.path().join("data").display().to_string(),
                 "-o".into(),
                 opts,
                 "-l".into(),
-                cluster.dir.path().join("log").display().to_string(),
+                self.dir.path().join("log").display().to_string(),
                 "-w".into(),
                 "-t".into(),
                 "60".into(),
                 "start".into(),
             ],
         );
-        Some(cluster)
     }
 
     /// The postmaster's pid, from `postmaster.pid`.

@@ -29,6 +29,13 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
     for profile in profiles {
         let target = profile.target();
         let started = Instant::now();
+        let _lock = match crate::lock::acquire(ws, &profile_lock(profile)) {
+            Ok(lock) => lock,
+            Err(e) => {
+                codes.push(super::report_failure(&target, "backup", &e));
+                continue;
+            }
+        };
         match backup_profile(ws, profile, time).await {
             Ok(m) => {
                 println!(
@@ -53,6 +60,11 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
     Ok(super::worst(&codes))
 }
 
+/// The lock that keeps backups and prunes of one profile apart.
+pub fn profile_lock(profile: &Profile) -> String {
+    format!("profile-{}-{}", profile.app, profile.name)
+}
+
 /// One backup of one profile.
 ///
 /// # Errors
@@ -75,7 +87,11 @@ pub async fn backup_profile(
             };
             Box::new(FilesSource::new(&config, &ws.home).with_context(|| origin.clone())?)
         }
-        other => bail!("{origin}: kind = {other:?} cannot be backed up by this version yet"),
+        "postgres" => {
+            let (conn, config) = wiring::pg_conn(ws, profile)?;
+            Box::new(backup_pg::PgSource::new(conn, config))
+        }
+        other => bail!("{origin}: kind = {other:?} cannot be backed up by this version"),
     };
     let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix());
     options.time = time;

@@ -55,7 +55,12 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
 
     println!("\n== 5. restore and compare");
     let restored = dir.join("restore/sample/files").join(&manifest.id);
-    super::restore::run(&ws, &target, Some(&manifest.id), None, Some(restored.clone())).await?;
+    let dest = super::restore::Destination {
+        to: Some(restored.clone()),
+        to_db: None,
+        replace: false,
+    };
+    super::restore::run(&ws, &target, Some(&manifest.id), None, dest).await?;
     let original = dir.join("sample-data");
     let landed = restored.join(original.strip_prefix("/").unwrap_or(&original));
     let compared = compare_trees(&original, &landed)?;

@@ -20,6 +20,15 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
     let mut codes = Vec::new();
     let mut plans = Vec::new();
     for profile in ws.select(targets)? {
+        let lock = if dry_run {
+            None
+        } else {
+            Some(crate::lock::acquire(ws, &super::backup::profile_lock(profile)))
+        };
+        if let Some(Err(e)) = lock {
+            codes.push(super::report_failure(&profile.target(), "prune", &e));
+            continue;
+        }
         match prune_profile(ws, profile, dry_run).await {
             Ok(plan) => {
                 if !json {

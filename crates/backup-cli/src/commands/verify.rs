@@ -85,6 +85,13 @@ pub async fn verify_backup(
                 s.files,
                 human_size(s.bytes)
             )
+        } else if m.kind == "postgres" {
+            let bin_dir = wiring::pg_config(profile)?.bin_dir.map(|b| ws.path(&b));
+            let entries = backup_pg::check_dump(stream, bin_dir.as_deref(), &m.id).await?;
+            format!(
+                "{} chunks decrypted, pg_restore --list read {entries} entries",
+                m.chunks.len()
+            )
         } else {
             let bytes = stream
                 .try_fold(0u64, |n, b| async move { Ok(n + b.len() as u64) })

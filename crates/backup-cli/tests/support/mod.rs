@@ -155,3 +155,64 @@ pub fn stock_restore(gpg: &Gpg, passphrase: &str, backup_folder: &Path, into: &P
 pub fn backup_folder(ws: &Ws, target: &str, id: &str) -> PathBuf {
     ws.path("store").join(target).join(id)
 }
+
+/// A workspace with a postgres profile `shop/db` backing up database `shop`
+/// on `prod`, optionally mirrored into `shop_test` on `test`.
+pub struct PgWs {
+    pub ws: Ws,
+    pub prod: backup_pg::testing::TestCluster,
+}
+
+/// Tables, sequences, views, functions and large objects, as one comparable text.
+pub const FINGERPRINT: &str = r#"
+SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+  SELECT 'customers ' || md5(string_agg(t::text, '|' ORDER BY t.id)) AS x FROM customers t
+  UNION ALL SELECT 'orders ' || md5(string_agg(t::text, '|' ORDER BY t.id)) FROM orders t
+  UNION ALL SELECT 'seq ' || last_value FROM invoice_no
+  UNION ALL SELECT 'fn ' || total_for(1)
+  UNION ALL SELECT 'lo ' || md5(string_agg(md5(lo_get(blob)), '|' ORDER BY id)) FROM docs
+) s
+"#;
+
+pub const SHOP: &str = r#"
+CREATE TABLE customers (id serial PRIMARY KEY, name text, email text, data jsonb, photo bytea);
+INSERT INTO customers (name, email, data, photo)
+  SELECT 'customer ' || g, 'c' || g || '@example.org', jsonb_build_object('n', g), decode(md5(g::text), 'hex')
+  FROM generate_series(1, 2000) g;
+CREATE TABLE orders (id serial PRIMARY KEY, customer int REFERENCES customers, amount numeric(12,2), at timestamptz);
+INSERT INTO orders (customer, amount, at)
+  SELECT 1 + g % 2000, g * 1.25, '2026-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 20000) g;
+CREATE SEQUENCE invoice_no START 500; SELECT nextval('invoice_no');
+CREATE FUNCTION total_for(c int) RETURNS numeric LANGUAGE sql AS 'SELECT sum(amount) FROM orders WHERE customer = c';
+CREATE TABLE docs (id int PRIMARY KEY, blob oid);
+INSERT INTO docs VALUES (1, lo_from_bytea(0, 'a large object'::bytea));
+"#;
+
+impl PgWs {
+    /// Starts `prod`, fills database `shop`, and writes `apps/shop/db.toml`
+    /// with `extra` appended (e.g. a `[mirror]` section).
+    pub fn new(auth: backup_pg::testing::Auth, extra: &str) -> Option<PgWs> {
+        let prod = backup_pg::testing::TestCluster::start(auth)?;
+        prod.psql("postgres", "CREATE DATABASE shop");
+        prod.psql("shop", SHOP);
+        let ws = Ws::new();
+        let password = if auth == backup_pg::testing::Auth::Scram {
+            ws.write(
+                "secrets/prod-db.pass",
+                &format!("{}\n", backup_pg::testing::TestCluster::PASSWORD),
+            );
+            "password_file = \"secrets/prod-db.pass\"\n"
+        } else {
+            ""
+        };
+        ws.write(
+            "apps/shop/db.toml",
+            &format!(
+                "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[backup]\nchunk_size = \"256KiB\"\n[source]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"postgres\"\ndatabase = \"shop\"\nbin_dir = \"{}\"\n{password}{extra}",
+                prod.port,
+                prod.bindir.display()
+            ),
+        );
+        Some(PgWs { ws, prod })
+    }
+}

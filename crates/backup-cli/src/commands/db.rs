@@ -1,0 +1,140 @@
+//! `db list|ping|dump|restore-to-test`: the database utilities of the old
+//! system, on the servers the postgres profiles name.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use backup_pg::PgConn;
+
+use crate::cli::{DbCommand, Server};
+use crate::workspace::{Profile, Workspace};
+use crate::{lock, wiring};
+
+/// Runs one `db` subcommand.
+///
+/// # Errors
+/// Connection, tool or configuration errors, naming the server.
+pub async fn run(ws: &Workspace, command: DbCommand) -> Result<ExitCode> {
+    match command {
+        DbCommand::List { server, target } => {
+            let (_, conn) = server_of(ws, server, target.as_deref())?;
+            let admin = conn.with_database(&conn.maintenance_db);
+            let client = admin.connect().await?;
+            let rows = client
+                .query(
+                    "SELECT datname, pg_database_size(datname) FROM pg_database WHERE NOT datistemplate ORDER BY datname",
+                    &[],
+                )
+                .await
+                .with_context(|| admin.to_string())?;
+            for row in rows {
+                let size: i64 = row.get(1);
+                println!(
+                    "{:<40} {:>12}",
+                    row.get::<_, &str>(0),
+                    crate::output::human_size(size.max(0) as u64)
+                );
+            }
+        }
+        DbCommand::Ping {
+            server,
+            database,
+            target,
+        } => {
+            let (_, conn) = server_of(ws, server, target.as_deref())?;
+            let conn = conn.with_database(&database);
+            let client = conn.connect().await?;
+            let row = client
+                .query_one("SELECT 1", &[])
+                .await
+                .with_context(|| conn.to_string())?;
+            let one: i32 = row.get(0);
+            println!("{conn}: OK (SELECT 1 = {one})");
+        }
+        DbCommand::Dump {
+            server,
+            database,
+            file,
+            target,
+        } => {
+            let (_, conn) = server_of(ws, server, target.as_deref())?;
+            let conn = conn.with_database(&database);
+            dump(&conn, &ws.path(&file)).await?;
+        }
+        DbCommand::RestoreToTest { file, target } => {
+            let (profile, _) = server_of(ws, Server::Test, target.as_deref())?;
+            let Some((test, config)) = wiring::mirror(ws, profile)? else {
+                bail!("{} has no [mirror] section", profile.file.display());
+            };
+            let _lock = lock::acquire(ws, &format!("mirror-{}-{}", profile.app, profile.name))?;
+            let file = ws.path(&file);
+            if !file.is_file() {
+                bail!("{}: no such dump file", file.display());
+            }
+            let refresh = backup_pg::refresh_from_dump(&test, &config, &file, &ws.home).await?;
+            println!("restored {} into {test}: {} tables", file.display(), refresh.tables);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pg_dump -Fc` of `conn`'s database into `file` (via `file.partial`).
+async fn dump(conn: &PgConn, file: &Path) -> Result<()> {
+    if file.exists() {
+        bail!("{} exists already; choose another file", file.display());
+    }
+    let partial = file.with_extension("partial");
+    let mut cmd = conn.tool("pg_dump");
+    cmd.args(["--format=custom", "--no-password", "--file"]).arg(&partial);
+    let result = backup_pg::run(cmd, &format!("pg_dump of {conn}")).await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.into());
+    }
+    std::fs::rename(&partial, file).with_context(|| file.display().to_string())?;
+    println!("{conn}: dumped to {}", file.display());
+    Ok(())
+}
+
+/// The postgres profile whose prod ([source]) or test ([mirror]) server is
+/// meant: `--target`, or the only one, or the one server all profiles share.
+fn server_of<'a>(ws: &'a Workspace, server: Server, target: Option<&str>) -> Result<(&'a Profile, PgConn)> {
+    let mut candidates: Vec<&Profile> = match target {
+        Some(t) => ws.select(&[t.to_owned()])?,
+        None => ws.profiles.values().collect(),
+    };
+    candidates.retain(|p| p.kind() == "postgres" && (server == Server::Prod || p.settings.mirror.is_some()));
+    let mut resolved = Vec::new();
+    for p in candidates {
+        let conn = match server {
+            Server::Prod => wiring::pg_conn(ws, p)?.0,
+            Server::Test => match wiring::mirror(ws, p)? {
+                Some((conn, _)) => conn,
+                None => continue,
+            },
+        };
+        resolved.push((p, conn));
+    }
+    let what = if server == Server::Prod { "[source]" } else { "[mirror]" };
+    let Some((first, conn)) = resolved.first().cloned() else {
+        bail!(
+            "no postgres profile with a {what} section{}",
+            target.map(|t| format!(" in {t}")).unwrap_or_default()
+        );
+    };
+    let same = |a: &PgConn, b: &PgConn| {
+        (a.host.as_str(), a.port, a.user.as_str()) == (b.host.as_str(), b.port, b.user.as_str())
+    };
+    if resolved.iter().any(|(_, c)| !same(c, &conn)) {
+        let names: Vec<String> = resolved
+            .iter()
+            .map(|(p, c)| format!("{} ({}:{})", p.target(), c.host, c.port))
+            .collect();
+        bail!(
+            "several {what} servers: {}; choose one with --target APP/PROFILE",
+            names.join(", ")
+        );
+    }
+    Ok((first, conn))
+}

@@ -1,0 +1,61 @@
+//! Per-profile locks: two runs (two cron lines, a cron line and the
+//! scheduler) never work on the same profile at once.
+//!
+//! An OS file lock (`flock`) is released by the kernel when its process dies,
+//! however it dies, so a killed run never leaves a lock that blocks later runs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+
+use anyhow::{bail, Context, Result};
+
+use crate::workspace::Workspace;
+
+/// Held while a run works on a profile; released on drop.
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: File,
+}
+
+/// Takes the lock `<what>` (e.g. `backup-app-db`) of the workspace, or says
+/// who holds it.
+///
+/// # Errors
+/// When another process holds it (naming its pid and start time), or the
+/// lock file cannot be created.
+pub fn acquire(ws: &Workspace, what: &str) -> Result<ProfileLock> {
+    let dir = ws.home.join("data").join("locks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{what}.lock"));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let holder = format!(
+                "pid {} since {}\n",
+                std::process::id(),
+                backup_core::manifest::rfc3339(chrono::Utc::now())
+            );
+            file.set_len(0)
+                .and_then(|_| file.rewind())
+                .and_then(|_| file.write_all(holder.as_bytes()))
+                .ok();
+            Ok(ProfileLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!(
+                "{what} is already running ({}; lock {}): wait for it to finish",
+                holder.trim(),
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}

@@ -1,0 +1,117 @@
+//! PostgreSQL profiles through the binary, against a throwaway cluster.
+
+mod support;
+
+use std::fs;
+use std::process::Command;
+
+use backup_pg::testing::Auth;
+use support::{backup_folder, require, text, Gpg, PgWs, FINGERPRINT};
+
+#[test]
+fn backup_verify_and_restore_into_a_new_database() {
+    let Some(p) = PgWs::new(Auth::Trust, "") else { return };
+    let ws = &p.ws;
+    ws.ok(&["backup", "shop/db"]);
+    let list = ws.list("shop/db");
+    assert_eq!(list[0]["kind"], "postgres");
+    assert!(list[0]["chunks"].as_u64().unwrap() > 1);
+    let out = ws.ok(&["verify", "shop/db"]);
+    assert!(out.contains("pg_restore --list read"), "{out}");
+
+    ws.ok(&["restore", "shop/db", "--to-db", "shop_copy"]);
+    let original = p.prod.psql("shop", FINGERPRINT);
+    assert_eq!(p.prod.psql("shop_copy", FINGERPRINT), original);
+
+    // Never touches an existing database without --replace.
+    p.prod
+        .psql("shop_copy", "INSERT INTO customers (name) VALUES ('added later')");
+    let changed = p.prod.psql("shop_copy", FINGERPRINT);
+    let out = ws.fails(&["restore", "shop/db", "--to-db", "shop_copy"], 2);
+    assert!(out.contains("exists already") && out.contains("--replace"), "{out}");
+    assert_eq!(p.prod.psql("shop_copy", FINGERPRINT), changed);
+    ws.ok(&["restore", "shop/db", "--to-db", "shop_copy", "--replace"]);
+    assert_eq!(p.prod.psql("shop_copy", FINGERPRINT), original);
+    assert!(ws.list("shop/db")[0]["restored"].is_string());
+}
+
+#[test]
+fn restore_to_a_folder_and_with_stock_tools() {
+    if !(require("gpg", "gnupg") && require("zstd", "zstd")) {
+        return;
+    }
+    let Some(p) = PgWs::new(Auth::Trust, "globals = true\n") else {
+        return;
+    };
+    let ws = &p.ws;
+    ws.ok(&["backup", "shop/db"]);
+    let id = ws.list("shop/db")[0]["id"].as_str().unwrap().to_owned();
+    let dir = ws.path("dumps");
+    ws.ok(&["restore", "shop/db", "--to", dir.to_str().unwrap()]);
+    assert!(dir.join("shop.pgdump").is_file());
+    assert!(fs::read_to_string(dir.join("globals.sql"))
+        .unwrap()
+        .contains("CREATE ROLE"));
+
+    // gpg --decrypt | zstd -d | pg_restore -d NEWDB, as the README says.
+    let pass = fs::read_to_string(ws.path("secrets/backup.pass"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let gpg = Gpg::new();
+    gpg.run(&[
+        "--passphrase",
+        &pass,
+        "--import",
+        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
+    ]);
+    p.prod.psql("postgres", "CREATE DATABASE shop_dr");
+    let script = format!(
+        "set -euo pipefail; cd '{}'; for c in data-*.zst.gpg; do gpg --homedir '{}' --batch --quiet --pinentry-mode loopback --passphrase '{pass}' --decrypt \"$c\"; done | zstd -d -q | '{}' --no-password -d shop_dr",
+        backup_folder(ws, "shop/db", &id).display(),
+        gpg.home.path().display(),
+        p.prod.bindir.join("pg_restore").display()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .envs(p.prod.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.prod.psql("shop_dr", FINGERPRINT), p.prod.psql("shop", FINGERPRINT));
+}
+
+#[test]
+fn password_stays_out_of_logs_and_errors() {
+    let Some(p) = PgWs::new(Auth::Scram, "") else { return };
+    let ws = &p.ws;
+    let out = ws.cmd(&["-vv", "backup", "shop/db"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(backup_pg::testing::TestCluster::PASSWORD));
+    // A wrong password: a clear error, nothing committed, the password not shown.
+    ws.write("secrets/prod-db.pass", "not-the-password-42\n");
+    let out = ws.fails(&["-vv", "backup", "shop/db"], 1);
+    assert!(out.contains("password authentication failed"), "{out}");
+    assert!(!out.contains("not-the-password-42"), "{out}");
+    assert_eq!(ws.list("shop/db").len(), 1);
+}
+
+#[test]
+fn database_utilities() {
+    let Some(p) = PgWs::new(Auth::Trust, "") else { return };
+    let ws = &p.ws;
+    let out = ws.ok(&["db", "list", "prod"]);
+    assert!(out.contains("shop") && out.contains("postgres"), "{out}");
+    let out = ws.ok(&["db", "ping", "prod", "shop"]);
+    assert!(out.contains("OK"), "{out}");
+    let out = ws.fails(&["db", "ping", "prod", "nope"], 1);
+    assert!(out.contains("database \"nope\" does not exist"), "{out}");
+    let file = ws.path("shop.dump");
+    ws.ok(&["db", "dump", "prod", "shop", file.to_str().unwrap()]);
+    assert!(fs::read(&file).unwrap().starts_with(b"PGDMP"));
+    let out = ws.fails(&["db", "dump", "prod", "shop", file.to_str().unwrap()], 2);
+    assert!(out.contains("exists already"), "{out}");
+    let out = ws.fails(&["db", "list", "test"], 2);
+    assert!(out.contains("[mirror]"), "{out}");
+}
