@@ -10,7 +10,7 @@ use support::{backup_folder, Ws};
 
 fn workspace_with_backup() -> (Ws, String) {
     let ws = Ws::new();
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.txt"), vec![b'a'; 300_000]).unwrap();
     ws.files_profile("app/files", &src, "");
@@ -77,7 +77,7 @@ fn duplicate_dest_prefix_names_both_files() {
 fn missing_public_key_file_is_named() {
     let ws = Ws::new();
     fs::remove_file(ws.path("secrets/backup.pub.asc")).unwrap();
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(&src).unwrap();
     ws.files_profile("app/files", &src, "");
     let out = ws.fails(&["backup"], 2);
@@ -142,7 +142,7 @@ fn unreachable_store_names_the_url() {
         "backupapps.toml",
         &format!("{}url = \"{url}\"{}", &global[..start], &global[end..]),
     );
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(&src).unwrap();
     ws.files_profile("app/files", &src, "");
     let out = ws.fails(&["backup"], 2);

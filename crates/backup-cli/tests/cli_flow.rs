@@ -9,7 +9,7 @@ use support::{backup_folder, Ws, BIN};
 
 fn ws_with_data() -> Ws {
     let ws = Ws::new();
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(src.join("sub")).unwrap();
     fs::write(src.join("sub/a.txt"), b"version 1").unwrap();
     ws.files_profile("app/files", &src, "");
@@ -71,7 +71,7 @@ fn list_json_shape_and_json_flag_position() {
 #[test]
 fn restore_by_id_and_by_time() {
     let ws = ws_with_data();
-    let file = ws.path("data/sub/a.txt");
+    let file = ws.path("source/sub/a.txt");
     ws.ok(&["backup", "app/files", "--time", "2026-01-01T00:00:00Z", "--no-prune"]);
     fs::write(&file, b"version 2").unwrap();
     ws.ok(&["backup", "app/files", "--time", "2026-02-01T00:00:00Z", "--no-prune"]);
@@ -128,9 +128,9 @@ fn verify_marks_the_backup_and_works_without_secret_key() {
 #[test]
 fn backup_continues_past_a_failing_profile() {
     let ws = ws_with_data();
-    ws.files_profile("app/broken", &ws.path("data/sub"), "");
-    fs::remove_dir_all(ws.path("data/sub")).unwrap();
-    fs::create_dir_all(ws.path("data/other")).unwrap();
+    ws.files_profile("app/broken", &ws.path("source/sub"), "");
+    fs::remove_dir_all(ws.path("source/sub")).unwrap();
+    fs::create_dir_all(ws.path("source/other")).unwrap();
     let out = ws.fails(&["backup"], 1);
     assert!(out.contains("app/broken: backup failed"), "{out}");
     assert!(out.contains("app/files: backup"), "{out}");
@@ -248,11 +248,11 @@ fn a_failed_backup_does_not_prune_its_profile() {
     for day in ["2026-03-01", "2026-03-02", "2026-03-03"] {
         ws.ok(&["backup", "app/files", "--time", day, "--no-prune"]);
     }
-    fs::remove_dir_all(ws.path("data")).unwrap();
+    fs::remove_dir_all(ws.path("source")).unwrap();
     ws.fails(&["backup", "app/files"], 1);
     assert_eq!(ws.list("app/files").len(), 3, "nothing pruned after a failed backup");
     // Once a backup succeeds, retention applies.
-    fs::create_dir_all(ws.path("data")).unwrap();
+    fs::create_dir_all(ws.path("source")).unwrap();
     ws.ok(&["backup", "app/files"]);
     assert_eq!(ws.list("app/files").len(), 1);
 }

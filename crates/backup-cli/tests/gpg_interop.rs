@@ -123,7 +123,7 @@ fn two_recipients_can_each_decrypt() {
         "recipients = [\"secrets/backup.pub.asc\", \"secrets/second.pub.asc\"]",
     );
     ws.write("backupapps.toml", &config);
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f.txt"), b"for two").unwrap();
     ws.files_profile("app/files", &src, "");

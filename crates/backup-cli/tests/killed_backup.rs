@@ -12,7 +12,7 @@ use support::Ws;
 #[test]
 fn kill_at_any_moment_leaves_a_consistent_store() {
     let ws = Ws::new();
-    let src = ws.path("data");
+    let src = ws.path("source");
     fs::create_dir_all(&src).unwrap();
     // Incompressible data so that every chunk costs real work.
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);

@@ -82,7 +82,7 @@ pub enum Error {
     },
 
     /// The source could not be read completely (a file vanished, pg_dump failed, ...).
-    #[error("source {source_name}: {reason}")]
+    #[error("{source_name}: {reason}")]
     Source {
         /// What was being read: a path, a database.
         source_name: String,

@@ -19,11 +19,19 @@ pub(crate) enum PgError {
 
 impl From<PgError> for backup_core::Error {
     fn from(e: PgError) -> Self {
-        let name = match &e {
-            PgError::Connect { server, .. } | PgError::Statement { server, .. } => server.clone(),
-            PgError::Tool { tool, .. } => tool.clone(),
-        };
-        backup_core::Error::source(name, e.to_string())
+        match e {
+            PgError::Tool { tool, status, stderr } => {
+                backup_core::Error::source(tool, format!("failed{status}: {stderr}"))
+            }
+            PgError::Connect { server, reason } => {
+                backup_core::Error::source(server, format!("cannot connect: {reason}"))
+            }
+            PgError::Statement {
+                server,
+                statement,
+                reason,
+            } => backup_core::Error::source(server, format!("{statement}: {reason}")),
+        }
     }
 }
 

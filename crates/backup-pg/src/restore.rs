@@ -140,7 +140,9 @@ pub struct Swap {
 /// when `fill` succeeded swaps it in: sessions on the old database are ended,
 /// the old one is renamed aside, the new one takes the name, and the old one
 /// is dropped (or kept when `keep_previous`). On any failure before the swap
-/// the temporary database is dropped and `target` is left exactly as it was.
+/// the temporary database is dropped and `target` is left exactly as it was;
+/// a temporary copy that an interrupted run left behind is dropped first.
+/// Runs on one target must not overlap (the CLI holds a per-profile lock).
 ///
 /// # Errors
 /// The error of `fill` (after cleaning up), or of the swap itself (after
@@ -150,6 +152,7 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    drop_leftovers(admin, target).await?;
     let temp = temporary_name(target, "new");
     create_database(admin, &temp, None).await?;
     if let Err(e) = fill(temp.clone()).await {
@@ -163,6 +166,26 @@ where
         let _ = drop_database(admin, &temp).await;
     }
     result
+}
+
+/// Drops temporary copies that an interrupted earlier run left (the server
+/// stopped, the process was killed). Callers serialize runs on one target
+/// (the CLI holds a lock), so no other run is filling them.
+async fn drop_leftovers(admin: &PgConn, target: &str) -> Result<()> {
+    let client = admin.connect().await?;
+    let rows = client
+        .query(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+            &[&tag_prefix(target, "new")],
+        )
+        .await
+        .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+    for row in rows {
+        let name: &str = row.get(0);
+        tracing::info!(database = name, "dropping a temporary copy left by an interrupted run");
+        drop_database(admin, name).await?;
+    }
+    Ok(())
 }
 
 async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) -> Result<Swap> {

@@ -322,7 +322,7 @@ async fn pg_dump_killed_mid_stream_commits_nothing() {
         .unwrap_err();
     assert!(killer.await.unwrap(), "pg_dump was found and killed");
     assert!(
-        err.to_string().contains("pg_dump failed") && err.to_string().contains("signal"),
+        err.to_string().contains("pg_dump: failed") && err.to_string().contains("signal"),
         "{err}"
     );
     f.assert_only_the_good_backup().await;
@@ -350,7 +350,7 @@ async fn server_stopped_mid_backup_commits_nothing() {
     let (result, stopped) = tokio::join!(backup, stopper);
     assert!(stopped, "the server was stopped during the dump");
     let err = result.unwrap_err();
-    assert!(err.to_string().contains("pg_dump failed"), "{err}");
+    assert!(err.to_string().contains("pg_dump: failed"), "{err}");
     f.assert_only_the_good_backup().await;
 }
 
