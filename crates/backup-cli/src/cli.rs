@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long)]
         no_passphrase: bool,
     },
+    /// Validate the configuration; test keys, stores, folders and databases; name what is missing.
+    Check {
+        /// `app` or `app/profile`; none means all.
+        targets: Vec<String>,
+    },
     /// Back up now (all profiles, an app, or app/profile), then prune.
     Backup {
         /// `app` or `app/profile`; none means all.

@@ -1,6 +1,7 @@
 //! Dispatch, exit codes, and what every command over several profiles shares.
 
 mod backup;
+mod check;
 mod db;
 mod demo;
 mod init;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     no_prune,
                 } => backup::run(&ws, &targets, time.as_deref(), no_prune).await,
                 Command::List { targets } => list::run(&ws, &targets, json).await,
+                Command::Check { targets } => check::run(&ws, &targets, json).await,
                 Command::Restore {
                     target,
                     id,

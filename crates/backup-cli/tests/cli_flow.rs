@@ -256,3 +256,38 @@ fn a_failed_backup_does_not_prune_its_profile() {
     ws.ok(&["backup", "app/files"]);
     assert_eq!(ws.list("app/files").len(), 1);
 }
+
+#[test]
+fn check_names_each_problem_and_what_to_do() {
+    let ws = ws_with_data();
+    let out = ws.ok(&["check"]);
+    assert!(out.contains("0 failed"), "{out}");
+    fs::set_permissions(
+        ws.path("secrets/backup.pass"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    ws.files_profile("app/gone", &ws.path("not-mounted"), "");
+    fs::rename(ws.path("secrets/backup.pub.asc"), ws.path("secrets/moved.asc")).unwrap();
+    let out = ws.fails(&["check"], 2);
+    assert!(
+        out.contains("FAIL") && out.contains("chmod 600") && out.contains("backup.pass"),
+        "{out}"
+    );
+    assert!(out.contains("not-mounted") && out.contains("mounted?"), "{out}");
+    assert!(out.contains("secrets/backup.pub.asc"), "{out}");
+
+    let report: Value = serde_json::from_str(
+        &ws.fails(&["check", "app/gone", "--json"], 2)
+            .lines()
+            .take_while(|l| !l.starts_with("error"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let items = report.as_array().unwrap();
+    assert!(items
+        .iter()
+        .all(|i| i["target"].is_string() && i["check"].is_string() && i["ok"].is_boolean()));
+    assert!(items.iter().any(|i| i["check"] == "paths" && i["ok"] == false));
+}

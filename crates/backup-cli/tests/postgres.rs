@@ -115,3 +115,48 @@ fn database_utilities() {
     let out = ws.fails(&["db", "list", "test"], 2);
     assert!(out.contains("[mirror]"), "{out}");
 }
+
+#[test]
+fn check_tests_the_database_and_libpq_environment_is_honoured() {
+    let Some(p) = PgWs::new(Auth::Scram, "") else { return };
+    let ws = &p.ws;
+    let out = ws.ok(&["check", "shop/db"]);
+    assert!(out.contains("PostgreSQL 1") && out.contains("pg_dump"), "{out}");
+
+    // No host, port or password in the profile: PGHOST, PGPORT and a pgpass file.
+    let profile = fs::read_to_string(ws.path("apps/shop/db.toml")).unwrap();
+    let stripped: String = profile
+        .lines()
+        .filter(|l| !l.starts_with("host") && !l.starts_with("port") && !l.starts_with("password_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    ws.write("apps/shop/db.toml", &stripped);
+    let pgpass = ws.path("pgpass");
+    fs::write(
+        &pgpass,
+        format!(
+            "127.0.0.1:{}:*:postgres:{}\n",
+            p.prod.port,
+            backup_pg::testing::TestCluster::PASSWORD
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = ws
+        .cmd(&["backup", "shop/db"])
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", p.prod.port.to_string())
+        .env("PGPASSFILE", &pgpass)
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An unreachable server is a FAIL naming it.
+    ws.write(
+        "apps/shop/db.toml",
+        &profile.replace(&format!("port = {}", p.prod.port), "port = 1"),
+    );
+    let out = ws.fails(&["check", "shop/db"], 2);
+    assert!(out.contains("FAIL") && out.contains("127.0.0.1:1"), "{out}");
+}

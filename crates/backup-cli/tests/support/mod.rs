@@ -201,6 +201,8 @@ impl PgWs {
                 "secrets/prod-db.pass",
                 &format!("{}\n", backup_pg::testing::TestCluster::PASSWORD),
             );
+            let file = ws.path("secrets/prod-db.pass");
+            std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
             "password_file = \"secrets/prod-db.pass\"\n"
         } else {
             ""

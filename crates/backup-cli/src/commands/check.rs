@@ -1,0 +1,192 @@
+//! `check [TARGET..] [--json]`: validate the configuration and test every
+//! store, key, folder and database a run would need, naming what is missing.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use backup_core::catalog::list_backups;
+use serde_json::{json, Value};
+
+use crate::wiring;
+use crate::workspace::{Profile, Workspace};
+
+struct Report {
+    items: Vec<Value>,
+}
+
+impl Report {
+    fn add(&mut self, target: &str, check: &str, result: Result<String>) {
+        let (ok, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        self.items
+            .push(json!({"target": target, "check": check, "ok": ok, "detail": detail}));
+    }
+}
+
+/// Runs every check of each selected profile; exit status 2 when any failed.
+///
+/// # Errors
+/// Bad arguments only: each problem is a FAIL line.
+pub async fn run(ws: &Workspace, targets: &[String], json_output: bool) -> Result<ExitCode> {
+    let mut report = Report { items: Vec::new() };
+    report.add(
+        "workspace",
+        "configuration",
+        Ok(format!("{} profile(s) in {}", ws.profiles.len(), ws.home.display())),
+    );
+    for profile in ws.select(targets)? {
+        check_profile(ws, profile, &mut report).await;
+    }
+    let failed = report.items.iter().filter(|i| i["ok"] == false).count();
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(report.items))?);
+    } else {
+        for item in &report.items {
+            let mark = if item["ok"] == true { "OK  " } else { "FAIL" };
+            println!(
+                "{mark} {:<20} {:<18} {}",
+                item["target"].as_str().unwrap_or_default(),
+                item["check"].as_str().unwrap_or_default(),
+                item["detail"].as_str().unwrap_or_default()
+            );
+        }
+        println!("{} checks, {failed} failed", report.items.len());
+    }
+    Ok(ExitCode::from(if failed > 0 { 2 } else { 0 }))
+}
+
+async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
+    let target = profile.target();
+    let s = &profile.settings;
+    let origin = profile.file.display().to_string();
+    report.add(
+        &target,
+        "store",
+        async {
+            let store = wiring::store(ws, s, &origin)?;
+            let listing = list_backups(&store, profile.dest_prefix()).await?;
+            Ok(format!(
+                "{} reachable, {} complete backup(s)",
+                store.location(),
+                listing.complete.len()
+            ))
+        }
+        .await,
+    );
+    report.add(
+        &target,
+        "public keys",
+        wiring::encryptor(ws, s).map(|e| format!("encrypts to {}", e.recipients().join(", "))),
+    );
+    let needs_secret = s.mirror.is_some();
+    report.add(
+        &target,
+        "secret key",
+        match (&s.encryption.secret_key, needs_secret) {
+            (Some(_), _) => wiring::decryptor(ws, s).map(|_| "unlocks with the configured passphrase".to_owned()),
+            (None, true) => Err(anyhow::anyhow!(
+                "[mirror] needs [encryption] secret_key and its passphrase on this host"
+            )),
+            (None, false) => Ok("not configured: fine for backing up; restore and full verify need it".to_owned()),
+        },
+    );
+    report.add(&target, "secret files", secret_permissions(ws, profile));
+    match profile.kind() {
+        "files" => {
+            let missing: Vec<String> = s
+                .paths
+                .iter()
+                .map(|p| ws.path(p))
+                .filter(|p| !p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            report.add(
+                &target,
+                "paths",
+                if missing.is_empty() {
+                    Ok(format!("{} path(s) present", s.paths.len()))
+                } else {
+                    Err(anyhow::anyhow!(
+                        "missing: {} (is the volume mounted?)",
+                        missing.join(", ")
+                    ))
+                },
+            );
+        }
+        "postgres" => {
+            report.add(
+                &target,
+                "database",
+                async {
+                    let (conn, config) = wiring::pg_conn(ws, profile)?;
+                    let facts = backup_pg::PgSource::new(conn.clone(), config).facts().await?;
+                    Ok(format!(
+                        "{conn}: PostgreSQL {}, pg_dump {}, {}",
+                        facts.server_version,
+                        facts.pg_dump_version,
+                        crate::output::human_size(facts.database_size.max(0) as u64)
+                    ))
+                }
+                .await,
+            );
+            if s.mirror.is_some() {
+                report.add(
+                    &target,
+                    "mirror server",
+                    async {
+                        let Some((test, config)) = wiring::mirror(ws, profile)? else {
+                            unreachable!("checked above")
+                        };
+                        let admin = test.with_database(&test.maintenance_db);
+                        admin.connect().await?;
+                        let missing: Vec<String> = config
+                            .sanitize
+                            .iter()
+                            .map(|f| ws.path(f))
+                            .filter(|f| !f.is_file())
+                            .map(|f| f.display().to_string())
+                            .collect();
+                        if !missing.is_empty() {
+                            anyhow::bail!("sanitize file(s) missing: {}", missing.join(", "));
+                        }
+                        Ok(format!("{admin} reachable; replaces {}", test.database))
+                    }
+                    .await,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Secret keys and password files readable by group or others are a FAIL.
+fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
+    let s = &profile.settings;
+    let mut files: Vec<PathBuf> = [&s.encryption.secret_key, &s.encryption.passphrase_file]
+        .into_iter()
+        .flatten()
+        .map(|p| ws.path(p))
+        .collect();
+    for section in [&s.source, &s.mirror].into_iter().flatten() {
+        if let Some(p) = section.get("password_file").and_then(|v| v.as_str()) {
+            files.push(ws.path(Path::new(p)));
+        }
+    }
+    let open: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))
+        .map(|f| f.display().to_string())
+        .collect();
+    if open.is_empty() {
+        Ok(format!("{} secret file(s), none readable by others", files.len()))
+    } else {
+        anyhow::bail!(
+            "readable by group or others: {}; run chmod 600 on them",
+            open.join(", ")
+        )
+    }
+}
