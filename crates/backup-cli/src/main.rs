@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod local_copy;
 mod lock;
 mod output;
 mod settings;

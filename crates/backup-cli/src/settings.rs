@@ -26,6 +26,9 @@ pub struct ProfileSettings {
     /// `fail` or `warn` (files profiles).
     #[serde(default)]
     pub on_unreadable: OnUnreadable,
+    /// Keep the newest backup in `data/<app>/<profile>/`: `none`, `compressed`, `encrypted`.
+    #[serde(default)]
+    pub local_copy: crate::local_copy::LocalCopy,
     /// Database connection (postgres profiles).
     pub source: Option<toml::Table>,
     /// Test-database refresh (postgres profiles).
@@ -96,6 +99,7 @@ impl Default for ProfileSettings {
             paths: Vec::new(),
             exclude: Vec::new(),
             on_unreadable: OnUnreadable::Fail,
+            local_copy: Default::default(),
             source: None,
             mirror: None,
             store: StoreSettings { url: None },

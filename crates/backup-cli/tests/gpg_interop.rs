@@ -151,3 +151,49 @@ fn two_recipients_can_each_decrypt() {
         b"for two"
     );
 }
+
+#[test]
+fn local_copies_in_data_folder() {
+    if !tools_present() {
+        return;
+    }
+    let ws = Ws::new();
+    let src = ws.path("source");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f.txt"), b"kept locally").unwrap();
+    ws.files_profile("app/files", &src, "local_copy = \"compressed\"");
+    ws.ok(&["backup", "app/files"]);
+    let copy = ws.path("data/app/files/latest.tar.zst");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("zstd -d -q -c '{}' | tar -t", copy.display()))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("source/f.txt"),
+        "{}",
+        support::text(&out)
+    );
+
+    ws.files_profile("app/files", &src, "local_copy = \"encrypted\"");
+    ws.ok(&["backup", "app/files"]);
+    let latest = ws.path("data/app/files/latest");
+    assert!(latest.join("manifest.json").is_file());
+    let pass = fs::read_to_string(ws.path("secrets/backup.pass"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let gpg = Gpg::new();
+    gpg.run(&[
+        "--passphrase",
+        &pass,
+        "--import",
+        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
+    ]);
+    let out = ws.path("out");
+    stock_restore(&gpg, &pass, &latest, &out);
+    assert_eq!(
+        fs::read(out.join(src.strip_prefix("/").unwrap()).join("f.txt")).unwrap(),
+        b"kept locally"
+    );
+}

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use backup_core::{run_backup, BackupOptions, Manifest, Source};
 use backup_files::{FilesConfig, FilesSource};
 
+use crate::local_copy::{copy_encrypted, LocalCopy, TeeSource};
 use crate::output::{human_size, parse_time};
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
@@ -100,5 +101,25 @@ pub async fn backup_profile(
     if s.backup.parallelism > 0 {
         options.parallelism = s.backup.parallelism;
     }
-    Ok(run_backup(store, source.as_ref(), encryptor, &options).await?)
+    let dir = ws.home.join("data").join(&profile.app).join(&profile.name);
+    match s.local_copy {
+        LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, &options).await?),
+        LocalCopy::Compressed => {
+            let ext = if profile.kind() == "postgres" { "pgdump" } else { "tar" };
+            let file = dir.join(format!("latest.{ext}.zst"));
+            let tee = TeeSource::new(source, &file);
+            let result = run_backup(store, &tee, encryptor, &options).await;
+            if let Err(e) = tee.finish(&file, result.is_ok()).await {
+                tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
+            }
+            Ok(result?)
+        }
+        LocalCopy::Encrypted => {
+            let manifest = run_backup(store.clone(), source.as_ref(), encryptor, &options).await?;
+            if let Err(e) = copy_encrypted(&store, &manifest, &dir).await {
+                tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
+            }
+            Ok(manifest)
+        }
+    }
 }
