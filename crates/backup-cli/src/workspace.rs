@@ -193,11 +193,22 @@ fn check_profile(profile: &Profile) -> Result<()> {
             if s.paths.is_empty() {
                 bail!("{file}: kind = \"files\" needs `paths = [\"/folder\", ...]`");
             }
-            if s.source.is_some() {
-                bail!("{file}: [source] is for postgres profiles; a files profile lists `paths`");
+            if s.source.is_some() || s.mirror.is_some() {
+                bail!("{file}: [source] and [mirror] are for postgres profiles; a files profile lists `paths`");
             }
         }
-        Some("postgres") => {}
+        Some("postgres") => {
+            // Typos in [source] and [mirror] are caught at load, not at 2 a.m.
+            let source = toml::Value::Table(s.source.clone().unwrap_or_default());
+            source
+                .try_into::<backup_pg::PgConfig>()
+                .map_err(|e| anyhow::anyhow!(ConfigError(format!("{file} [source]: {e}"))))?;
+            if let Some(mirror) = &s.mirror {
+                toml::Value::Table(mirror.clone())
+                    .try_into::<backup_pg::MirrorConfig>()
+                    .map_err(|e| anyhow::anyhow!(ConfigError(format!("{file} [mirror]: {e}"))))?;
+            }
+        }
         Some(other) => {
             bail!("{file}: kind = {other:?} is not known; use \"files\" or \"postgres\"")
         }
