@@ -21,7 +21,7 @@ as_pg "$bindir/pg_ctl" -D "$work/pg" -o "-p $port -k $work -c listen_addresses=1
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
 "$bindir/createdb" bench
 "$bindir/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-"$bindir/psql" -q -d bench -c "ALTER TABLE pgbench_accounts ALTER filler TYPE text; UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid * 7)::text); VACUUM FULL pgbench_accounts" >/dev/null
+"$bindir/psql" -q -d bench -c "ALTER TABLE pgbench_accounts ALTER filler TYPE text; UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid * 7)::text)" -c "VACUUM FULL pgbench_accounts" >/dev/null
 
 "$bin" init "$work/ws" >/dev/null
 "$bin" --home "$work/ws" keygen --name backup >/dev/null
@@ -56,3 +56,7 @@ measure "pg_dump -Fc -Z0 > file (uncompressed)" "$work/z0.dump" bash -c "'$bindi
 measure "backupapps restore --to-db (pg_restore -j 2)" - "$bin" --home "$work/ws" -q restore bench/db --to-db restored_a
 "$bindir/createdb" restored_b
 measure "pg_restore -j 2 -d from local -Fc file" - "$bindir/pg_restore" -j 2 -d restored_b "$work/fc.dump"
+# Where restore time goes: download + decrypt alone, and pg_restore of the uncompressed dump.
+measure "backupapps restore --to DIR (download, decrypt)" "$work/out" "$bin" --home "$work/ws" -q restore bench/db --to "$work/out"
+"$bindir/createdb" restored_c
+measure "pg_restore -j 2 -d from local -Z0 file" - "$bindir/pg_restore" -j 2 -d restored_c "$work/z0.dump"

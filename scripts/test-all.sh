@@ -12,6 +12,10 @@ command -v tar >/dev/null || need+=(tar)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
 [ -d /usr/share/postgresql ] && ls /usr/share/postgresql/*/extension/hstore.control >/dev/null 2>&1 || need+=(postgresql-contrib)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v swift-proxy-server >/dev/null || need+=(swift swift-proxy swift-object swift-container swift-account)
+command -v memcached >/dev/null || need+=(memcached)
+command -v swift >/dev/null || need+=(python3-swiftclient)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   echo "installing: ${need[*]}"

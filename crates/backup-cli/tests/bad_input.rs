@@ -169,10 +169,19 @@ fn missing_source_folder_fails_the_backup() {
 #[test]
 fn unknown_key_in_source_or_mirror_is_named_at_load() {
     let ws = Ws::new();
-    ws.write("apps/shop/db.toml", "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\nhots = \"db\"\n");
+    ws.write(
+        "apps/shop/db.toml",
+        "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\nhots = \"db\"\n",
+    );
     let out = ws.fails(&["list"], 2);
-    assert!(out.contains("hots") && out.contains("apps/shop/db.toml [source]"), "{out}");
-    ws.write("apps/shop/db.toml", "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\n[mirror]\nsanitise = []\n");
+    assert!(
+        out.contains("hots") && out.contains("apps/shop/db.toml [source]"),
+        "{out}"
+    );
+    ws.write(
+        "apps/shop/db.toml",
+        "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\n[mirror]\nsanitise = []\n",
+    );
     let out = ws.fails(&["list"], 2);
     assert!(out.contains("sanitise") && out.contains("[mirror]"), "{out}");
 }

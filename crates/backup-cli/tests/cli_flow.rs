@@ -21,7 +21,9 @@ fn uncomment(template: &str) -> String {
     template
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => rest,
+            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => {
+                rest
+            }
             _ => l,
         })
         .map(|l| format!("{l}\n"))
@@ -46,7 +48,10 @@ fn init_writes_templates_that_are_valid_configuration() {
     let pg = fs::read_to_string(ws.path("apps/templates/postgres.toml")).unwrap();
     ws.write("apps/web/db.toml", &pg);
     // Every key the templates mention, uncommented, is a key the code reads.
-    ws.write("apps/all/files.toml", &uncomment(&files.replace("myapp/media", "all/files")));
+    ws.write(
+        "apps/all/files.toml",
+        &uncomment(&files.replace("myapp/media", "all/files")),
+    );
     ws.write("apps/all/db.toml", &uncomment(&pg.replace("myapp/db", "all/db")));
     let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
     ws.write("backupapps.toml", &uncomment(&global));

@@ -21,11 +21,11 @@ pub trait Encryptor: Send + Sync {
 
 /// Opens chunks sealed by an [`Encryptor`]; needs the secret key.
 pub trait Decryptor: Send + Sync {
-    /// Authenticates and opens one whole message. Nothing is returned unless the
-    /// whole message authenticated (for OpenPGP: the MDC checked out).
+    /// Authenticates and opens one whole message into `out`. Nothing is written
+    /// unless the whole message authenticated (for OpenPGP: the MDC checked out).
     ///
     /// # Errors
     /// [`crate::Error::Crypto`] when the message is not for this key or fails
-    /// authentication.
-    fn decrypt(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// authentication, or `out` fails.
+    fn decrypt(&self, message: &[u8], out: &mut dyn Write) -> Result<()>;
 }

@@ -211,7 +211,7 @@ impl PgpDecryptor {
 }
 
 impl Decryptor for PgpDecryptor {
-    fn decrypt(&self, message: &[u8]) -> Result<Vec<u8>> {
+    fn decrypt(&self, message: &[u8], out: &mut dyn Write) -> Result<()> {
         let crypto = |reason: String| Error::Crypto {
             operation: "decrypt",
             reason,
@@ -231,7 +231,9 @@ impl Decryptor for PgpDecryptor {
         if msg.is_compressed() {
             msg = msg.decompress().map_err(|e| crypto(e.to_string()))?;
         }
-        msg.as_data_vec().map_err(|e| crypto(e.to_string()))
+        std::io::copy(&mut msg, out)
+            .map(|_| ())
+            .map_err(|e| crypto(e.to_string()))
     }
 }
 
@@ -301,7 +303,9 @@ mod tests {
         let mut sealed = Vec::new();
         enc.encrypt(&mut &b"hello chunk"[..], &mut sealed).unwrap();
         let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "pw").unwrap();
-        assert_eq!(dec.decrypt(&sealed).unwrap(), b"hello chunk");
+        let mut plain = Vec::new();
+        dec.decrypt(&sealed, &mut plain).unwrap();
+        assert_eq!(plain, b"hello chunk");
         let wrong = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "no");
         assert!(matches!(wrong, Err(Error::WrongPassphrase { .. })));
     }
@@ -315,6 +319,6 @@ mod tests {
         let n = sealed.len();
         sealed[n - 100] ^= 1;
         let dec = PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap();
-        assert!(dec.decrypt(&sealed).is_err());
+        assert!(dec.decrypt(&sealed, &mut Vec::new()).is_err());
     }
 }

@@ -7,10 +7,15 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
+use std::io::Write;
+
+use futures::TryStreamExt;
+
+use crate::bigbuf::BigBuf;
 use crate::encrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkRecord, Manifest};
-use crate::store::{join_key, ByteStream, Store, StoreExt};
+use crate::store::{join_key, ByteStream, Store};
 
 /// Streams the plaintext of `stream` (usually `data`) of a backup, in order.
 ///
@@ -53,7 +58,7 @@ pub fn restore_stream(
 /// [`Error::NotFound`] when the chunk is missing, [`Error::Integrity`] when it
 /// differs from the manifest.
 pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
-    let sealed = store.get_bytes(key).await.map_err(|e| match e {
+    let sealed = read_sized(store, key, chunk.size).await.map_err(|e| match e {
         Error::NotFound { key } => Error::Integrity {
             key,
             reason: "chunk listed in the manifest is missing from the store".into(),
@@ -76,14 +81,36 @@ pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) ->
     Ok(sealed)
 }
 
+/// Reads an object into a buffer sized from the manifest (a longer object is
+/// still read whole, so that the size check reports it).
+async fn read_sized(store: &dyn Store, key: &str, size: u64) -> Result<Bytes> {
+    let mut stream = store.get(key).await?;
+    let mut buf = BigBuf::with_capacity(usize::try_from(size).unwrap_or(0))
+        .map_err(|e| Error::source(key, format!("cannot allocate memory: {e}")))?;
+    while let Some(piece) = stream.try_next().await? {
+        buf.extend_from_slice(&piece)
+            .map_err(|e| Error::source(key, format!("cannot allocate memory: {e}")))?;
+    }
+    Ok(buf.freeze())
+}
+
 fn open_chunk(key: &str, sealed: &[u8], chunk: &ChunkRecord, decryptor: &dyn Decryptor) -> Result<Bytes> {
     let integrity = |reason: String| Error::Integrity {
         key: key.to_owned(),
         reason,
     };
-    let compressed = decryptor.decrypt(sealed).map_err(|e| integrity(e.to_string()))?;
-    let plain =
-        zstd::stream::decode_all(&compressed[..]).map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
+    // Decrypted bytes go straight through zstd into a buffer of the size the
+    // manifest announces: no intermediate copy, no regrowth.
+    let capacity = usize::try_from(chunk.plaintext_size).unwrap_or(usize::MAX);
+    let plain = BigBuf::with_capacity(capacity).map_err(|e| integrity(format!("cannot allocate memory: {e}")))?;
+    let mut decoder = zstd::stream::write::Decoder::new(plain).map_err(|e| integrity(format!("zstd: {e}")))?;
+    decryptor
+        .decrypt(sealed, &mut decoder)
+        .map_err(|e| integrity(e.to_string()))?;
+    decoder
+        .flush()
+        .map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
+    let plain = decoder.into_inner();
     if plain.len() as u64 != chunk.plaintext_size {
         return Err(integrity(format!(
             "decrypted to {} bytes, manifest says {}",
@@ -91,5 +118,5 @@ fn open_chunk(key: &str, sealed: &[u8], chunk: &ChunkRecord, decryptor: &dyn Dec
             chunk.plaintext_size
         )));
     }
-    Ok(Bytes::from(plain))
+    Ok(plain.freeze())
 }

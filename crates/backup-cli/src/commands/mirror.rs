@@ -77,7 +77,7 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         .join(&profile.name)
         .join(format!("mirror-{}.pgdump", m.id));
     let refreshed = async {
-        super::restore::download_stream(&store, decryptor, m, "data", &dump).await?;
+        super::restore::download_stream(&store, decryptor, m, "data", &dump, false).await?;
         Ok::<_, anyhow::Error>(backup_pg::refresh_from_dump(&test, &config, &dump, &ws.home).await?)
     }
     .await;

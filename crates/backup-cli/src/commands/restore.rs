@@ -106,7 +106,9 @@ pub async fn run(
 }
 
 /// Downloads, authenticates and decrypts one stream of a backup into `path`
-/// (written as `path.partial`, renamed when complete).
+/// (written as `path.partial`, renamed when complete). `durable` syncs it to
+/// disk first: for files the user keeps, not for a dump about to be restored
+/// and deleted.
 ///
 /// # Errors
 /// Integrity, decryption or file errors; nothing is left at `path` then.
@@ -116,6 +118,7 @@ pub async fn download_stream(
     m: &Manifest,
     stream_name: &str,
     path: &Path,
+    durable: bool,
 ) -> Result<()> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent)
@@ -133,7 +136,11 @@ pub async fn download_stream(
                 .await
                 .with_context(|| partial.display().to_string())?;
         }
-        file.sync_all().await.with_context(|| partial.display().to_string())?;
+        if durable {
+            file.sync_all().await.with_context(|| partial.display().to_string())?;
+        } else {
+            file.flush().await.with_context(|| partial.display().to_string())?;
+        }
         tokio::fs::rename(&partial, path)
             .await
             .with_context(|| path.display().to_string())
@@ -170,7 +177,7 @@ async fn write_dump_files(
             }
             .into());
         }
-        download_stream(store, decryptor.clone(), m, stream, &path).await?;
+        download_stream(store, decryptor.clone(), m, stream, &path, true).await?;
         written.push(path);
     }
     Ok(written)
@@ -193,7 +200,7 @@ async fn restore_to_database(
         .join(&profile.app)
         .join(&profile.name)
         .join(format!("{}.pgdump", m.id));
-    download_stream(store, decryptor, m, "data", &dump).await?;
+    download_stream(store, decryptor, m, "data", &dump, false).await?;
     let options = RestoreOptions {
         jobs: default_parallelism(),
         ..Default::default()
