@@ -45,6 +45,8 @@ pub struct ProfileSettings {
 pub struct StoreSettings {
     /// `file:///path` or `swift://container[/prefix]`.
     pub url: Option<String>,
+    /// `[store.swift]`: credentials and tuning (see backup_swift::SwiftConfig).
+    pub swift: Option<toml::Table>,
 }
 
 /// `[encryption]`.
@@ -102,7 +104,7 @@ impl Default for ProfileSettings {
             local_copy: Default::default(),
             source: None,
             mirror: None,
-            store: StoreSettings { url: None },
+            store: StoreSettings { url: None, swift: None },
             encryption: EncryptionSettings::default(),
             retention: RetentionSettings {
                 last: 0,

@@ -26,9 +26,24 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
         return Ok(Arc::new(store));
     }
     if url.starts_with("swift://") {
-        bail!("{origin}: [store] url {url:?}: the Swift store is not built into this version yet; use a file:// store");
+        let config = swift_config(settings, origin)?;
+        let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let store = backup_swift::SwiftStore::new(url, &config, &ws.home, &env)
+            .with_context(|| format!("{origin}: [store]"))?;
+        return Ok(Arc::new(store));
     }
     bail!("{origin}: [store] url {url:?} is not supported; use file:///path or swift://container")
+}
+
+/// `[store.swift]` as Swift settings.
+///
+/// # Errors
+/// Names the file and the bad key.
+pub fn swift_config(settings: &ProfileSettings, origin: &str) -> Result<backup_swift::SwiftConfig> {
+    let table = settings.store.swift.clone().unwrap_or_default();
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| backup_core::Error::config(format!("{origin} [store.swift]"), e.to_string()).into())
 }
 
 /// The encryptor for `[encryption] recipients`.

@@ -223,6 +223,7 @@ fn check_profile(profile: &Profile) -> Result<()> {
         Some(p) => backup_core::store::validate_key(p.trim_matches('/'))
             .with_context(|| format!("{file}: dest_prefix {p:?}"))?,
     }
+    crate::wiring::swift_config(s, &file.to_string())?;
     s.retention.policy().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     s.retention.grace().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     Ok(())

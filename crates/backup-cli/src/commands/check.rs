@@ -69,8 +69,14 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
         async {
             let store = wiring::store(ws, s, &origin)?;
             let listing = list_backups(&store, profile.dest_prefix()).await?;
+            // A backup needs to write: prove it with a small object, removed again.
+            let probe = format!("{}/.check-{:08x}", profile.dest_prefix(), rand::random::<u32>());
+            store
+                .put(&probe, bytes::Bytes::from_static(b"backupapps check"))
+                .await?;
+            store.delete(&probe).await?;
             Ok(format!(
-                "{} reachable, {} complete backup(s)",
+                "{} reachable and writable, {} complete backup(s)",
                 store.location(),
                 listing.complete.len()
             ))
