@@ -16,6 +16,8 @@ command -v swift-proxy-server >/dev/null || need+=(swift swift-proxy swift-objec
 command -v memcached >/dev/null || need+=(memcached)
 command -v swift >/dev/null || need+=(python3-swiftclient)
 command -v curl >/dev/null || need+=(curl)
+command -v keystone-wsgi-public >/dev/null || need+=(python3-keystone)
+/usr/bin/python3 -c 'import keystonemiddleware' 2>/dev/null || need+=(python3-keystonemiddleware)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   echo "installing: ${need[*]}"

@@ -154,7 +154,7 @@ impl Client {
         loop {
             let resp = self.send(req).await?;
             let status = resp.status().as_u16();
-            match resp.bytes().await {
+            match read_body(resp).await {
                 Ok(body) => return Ok((status, body)),
                 Err(e) if attempt + 1 < self.retries => {
                     attempt += 1;
@@ -176,6 +176,19 @@ impl Client {
     pub async fn forget_token(&self) {
         *self.session.lock().await = None;
     }
+}
+
+/// Reads a body into one buffer sized from Content-Length: a growing buffer
+/// would double (and copy) itself on the way to a chunk's size.
+async fn read_body(mut resp: Response) -> Result<Bytes, String> {
+    let capacity = usize::try_from(resp.content_length().unwrap_or(0)).unwrap_or(0);
+    let mut buf =
+        backup_core::bigbuf::BigBuf::with_capacity(capacity).map_err(|e| format!("cannot allocate memory: {e}"))?;
+    while let Some(piece) = resp.chunk().await.map_err(|e| e.to_string())? {
+        buf.extend_from_slice(&piece)
+            .map_err(|e| format!("cannot allocate memory: {e}"))?;
+    }
+    Ok(buf.freeze())
 }
 
 fn retryable_status(status: u16) -> bool {
