@@ -21,8 +21,9 @@ pub trait Encryptor: Send + Sync {
 
 /// Opens chunks sealed by an [`Encryptor`]; needs the secret key.
 pub trait Decryptor: Send + Sync {
-    /// Authenticates and opens one whole message into `out`. Nothing is written
-    /// unless the whole message authenticated (for OpenPGP: the MDC checked out).
+    /// Authenticates and opens one whole message into `out`. What is written to
+    /// `out` may be used only when this returns `Ok`: the authentication (for
+    /// OpenPGP, the MDC) completes at the end of the message.
     ///
     /// # Errors
     /// [`crate::Error::Crypto`] when the message is not for this key or fails

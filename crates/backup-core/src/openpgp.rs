@@ -5,13 +5,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use pgp::composed::{
-    Deserializable, EncryptionCaps, KeyType, Message, MessageBuilder, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey, SubkeyParamsBuilder,
+    DecryptionOptions, Deserializable, EncryptionCaps, KeyType, Message, MessageBuilder, SecretKeyParamsBuilder,
+    SignedPublicKey, SignedSecretKey, SubkeyParamsBuilder, TheRing,
 };
 use pgp::crypto::ecc_curve::ECCCurve;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::packet::Signature;
-use pgp::types::{KeyDetails, KeyVersion, Password, SecretParams};
+use pgp::types::{KeyDetails, KeyVersion, Password, SecretParams, Seipdv1ReadMode};
 use rand::thread_rng;
 
 use crate::encrypt::{Decryptor, Encryptor};
@@ -217,9 +217,16 @@ impl Decryptor for PgpDecryptor {
             reason,
         };
         let msg = Message::from_bytes(message).map_err(|e| crypto(e.to_string()))?;
-        // The default decryption mode reads the whole (chunk-sized) message and
-        // checks the MDC before handing out any plaintext.
-        let mut msg = msg.decrypt(&self.passphrase, &self.key).map_err(|e| match e {
+        // Streaming mode: rpgp would otherwise buffer (and regrow) a copy of the
+        // whole message. Its MDC is still checked at the end, and the caller
+        // keeps everything written to `out` private until this returns Ok.
+        let ring = TheRing {
+            secret_keys: vec![&self.key],
+            key_passwords: vec![&self.passphrase],
+            decrypt_options: DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+            ..Default::default()
+        };
+        let (mut msg, _) = msg.decrypt_the_ring(ring, true).map_err(|e| match e {
             pgp::errors::Error::MissingKey => crypto(format!(
                 "the chunk is not encrypted to key {}; use the secret key of one of the \
                      manifest's recipients",
