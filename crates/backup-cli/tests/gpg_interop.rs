@@ -97,17 +97,7 @@ fn keygen_key_round_trips_both_ways() {
         return;
     }
     let ws = Ws::new(); // keygen --name backup, as init's config expects
-    let passphrase = fs::read_to_string(ws.path("secrets/backup.pass"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let gpg = Gpg::new();
-    gpg.run(&[
-        "--passphrase",
-        &passphrase,
-        "--import",
-        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
-    ]);
+    let (gpg, passphrase) = Gpg::with_key(&ws, "backup");
     round_trip(&ws, &gpg, &passphrase);
 }
 
@@ -133,17 +123,7 @@ fn two_recipients_can_each_decrypt() {
         serde_json::from_slice(&fs::read(backup_folder(&ws, "app/files", &id).join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["recipients"].as_array().unwrap().len(), 2);
     // The second key alone restores it.
-    let pass = fs::read_to_string(ws.path("secrets/second.pass"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let gpg = Gpg::new();
-    gpg.run(&[
-        "--passphrase",
-        &pass,
-        "--import",
-        ws.path("secrets/second.sec.asc").to_str().unwrap(),
-    ]);
+    let (gpg, pass) = Gpg::with_key(&ws, "second");
     let out = ws.path("out");
     stock_restore(&gpg, &pass, &backup_folder(&ws, "app/files", &id), &out);
     assert_eq!(
@@ -179,17 +159,7 @@ fn local_copies_in_data_folder() {
     ws.ok(&["backup", "app/files"]);
     let latest = ws.path("data/app/files/latest");
     assert!(latest.join("manifest.json").is_file());
-    let pass = fs::read_to_string(ws.path("secrets/backup.pass"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let gpg = Gpg::new();
-    gpg.run(&[
-        "--passphrase",
-        &pass,
-        "--import",
-        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
-    ]);
+    let (gpg, pass) = Gpg::with_key(&ws, "backup");
     let out = ws.path("out");
     stock_restore(&gpg, &pass, &latest, &out);
     assert_eq!(

@@ -54,17 +54,7 @@ fn restore_to_a_folder_and_with_stock_tools() {
         .contains("CREATE ROLE"));
 
     // gpg --decrypt | zstd -d | pg_restore -d NEWDB, as the README says.
-    let pass = fs::read_to_string(ws.path("secrets/backup.pass"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let gpg = Gpg::new();
-    gpg.run(&[
-        "--passphrase",
-        &pass,
-        "--import",
-        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
-    ]);
+    let (gpg, pass) = Gpg::with_key(ws, "backup");
     p.prod.psql("postgres", "CREATE DATABASE shop_dr");
     let script = format!(
         "set -euo pipefail; cd '{}'; for c in data-*.zst.gpg; do gpg --homedir '{}' --batch --quiet --pinentry-mode loopback --passphrase '{pass}' --decrypt \"$c\"; done | zstd -d -q | '{}' --no-password -d shop_dr",

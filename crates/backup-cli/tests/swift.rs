@@ -118,17 +118,7 @@ fn backups_on_swift_read_back_by_swiftclient_and_gpg() {
     assert!(chunk.len() > 1 << 20, "the first chunk is larger than a segment");
 
     // ... and the downloaded chunks decrypt with gpg into the same tree.
-    let pass = fs::read_to_string(ws.path("secrets/backup.pass"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let gpg = Gpg::new();
-    gpg.run(&[
-        "--passphrase",
-        &pass,
-        "--import",
-        ws.path("secrets/backup.sec.asc").to_str().unwrap(),
-    ]);
+    let (gpg, pass) = Gpg::with_key(&ws, "backup");
     let by_stock = ws.path("by-stock");
     stock_restore(&gpg, &pass, &folder, &by_stock);
     same_tree(&src, &by_stock);
@@ -179,9 +169,11 @@ fn check_says_what_is_wrong_with_swift() {
     let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
     ws.write(
         "backupapps.toml",
-        &global
-            .replace("swift://checked/", "swift://missing/")
-            .replace("[store.swift]\n", "[store.swift]\ncreate_container = false\n"),
+        &global.replace("swift://checked/", "swift://missing/").replacen(
+            "[store.swift]\n",
+            "[store.swift]\ncreate_container = false\n",
+            1,
+        ),
     );
     let out = ws.fails(&["check"], 2);
     assert!(out.contains("container missing does not exist"), "{out}");

@@ -188,6 +188,16 @@ async fn drop_leftovers(admin: &PgConn, target: &str) -> Result<()> {
     Ok(())
 }
 
+/// `ALTER DATABASE name WITH ALLOW_CONNECTIONS allow`.
+async fn allow_connections(admin: &PgConn, client: &tokio_postgres::Client, name: &str, allow: bool) -> Result<()> {
+    admin
+        .execute(
+            client,
+            &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", quote_ident(name)),
+        )
+        .await
+}
+
 async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) -> Result<Swap> {
     let client = admin.connect().await?;
     let exists = database_exists(admin, target).await?;
@@ -207,12 +217,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
     let aside = temporary_name(target, "old");
     // No new sessions, end the current ones, then rename: a rename needs the
     // database to be idle. Retried, since a client may reconnect in between.
-    admin
-        .execute(
-            &client,
-            &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", quote_ident(target)),
-        )
-        .await?;
+    allow_connections(admin, &client, target, false).await?;
     let mut renamed = Err(Error::source(admin.to_string(), "rename not attempted"));
     for _ in 0..10 {
         let _ = client
@@ -237,12 +242,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     if let Err(e) = renamed {
-        let _ = admin
-            .execute(
-                &client,
-                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(target)),
-            )
-            .await;
+        let _ = allow_connections(admin, &client, target, true).await;
         return Err(e);
     }
     if let Err(e) = admin
@@ -263,21 +263,11 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
                 ),
             )
             .await;
-        let _ = admin
-            .execute(
-                &client,
-                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(target)),
-            )
-            .await;
+        let _ = allow_connections(admin, &client, target, true).await;
         return Err(e);
     }
     if keep_previous {
-        admin
-            .execute(
-                &client,
-                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(&aside)),
-            )
-            .await?;
+        allow_connections(admin, &client, &aside, true).await?;
         // Keep one previous copy: the one just set aside.
         let older = client
             .query(

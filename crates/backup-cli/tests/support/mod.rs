@@ -130,6 +130,19 @@ impl Gpg {
         c
     }
 
+    /// A GnuPG home holding the workspace's secret key `secrets/NAME.sec.asc`,
+    /// and that key's passphrase.
+    pub fn with_key(ws: &Ws, name: &str) -> (Gpg, String) {
+        let pass = std::fs::read_to_string(ws.path(&format!("secrets/{name}.pass")))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let gpg = Gpg::new();
+        let key = ws.path(&format!("secrets/{name}.sec.asc"));
+        gpg.run(&["--passphrase", &pass, "--import", key.to_str().unwrap()]);
+        (gpg, pass)
+    }
+
     pub fn run(&self, args: &[&str]) -> Vec<u8> {
         let out = self.cmd().args(args).output().unwrap();
         assert!(out.status.success(), "gpg {args:?} failed:\n{}", text(&out));
