@@ -200,7 +200,12 @@ async fn restore_to_database(
         .join(&profile.app)
         .join(&profile.name)
         .join(format!("{}.pgdump", m.id));
+    let started = std::time::Instant::now();
     download_stream(store, decryptor, m, "data", &dump, false).await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "dump downloaded, checked and decrypted"
+    );
     let options = RestoreOptions {
         jobs: default_parallelism(),
         ..Default::default()
@@ -224,6 +229,7 @@ async fn restore_to_database(
     };
     let _ = tokio::fs::remove_file(&dump).await;
     result?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "database restored");
     let whereto = conn.with_database(db).to_string();
     println!(
         "{}: restored backup {} ({}) into database {whereto}",
