@@ -20,6 +20,9 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log lines as text (default) or JSON objects, for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -114,6 +117,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the profiles' schedules, or print them as crontab lines.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
+    /// Print shell completions for bash, zsh, fish, …
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Database utilities on the profiles' servers.
     Db {
         #[command(subcommand)]
@@ -179,4 +194,22 @@ pub enum DbCommand {
         #[arg(long, value_name = "APP/PROFILE")]
         target: Option<String>,
     },
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `schedule` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Long-running scheduler: fires each profile's `schedule` and `[mirror] schedule`.
+    Run,
+    /// Print crontab lines equivalent to the configuration.
+    Crontab,
 }

@@ -10,6 +10,7 @@ mod list;
 mod mirror;
 mod prune;
 mod restore;
+mod schedule;
 mod verify;
 
 use std::path::PathBuf;
@@ -31,6 +32,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { dir, demo } => init::run(&dir.unwrap_or(home), demo).map(|()| ExitCode::SUCCESS),
         Command::Demo { dir } => demo::run(dir).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "backupapps", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schedule {
+            command: crate::cli::ScheduleCommand::Run,
+        } => schedule::run(&home).await,
         Command::Keygen {
             name,
             email,
@@ -64,8 +77,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     dry_run,
                 } => mirror::run(&ws, &targets, backup.as_deref(), dry_run).await,
                 Command::Db { command } => db::run(&ws, command).await,
+                Command::Schedule { .. } => schedule::crontab(&ws),
                 Command::Prune { targets, dry_run } => prune::run(&ws, &targets, dry_run, json).await,
-                Command::Init { .. } | Command::Demo { .. } | Command::Keygen { .. } => {
+                Command::Init { .. }
+                | Command::Demo { .. }
+                | Command::Keygen { .. }
+                | Command::Completions { .. }
+                | Command::Man => {
                     unreachable!("handled above")
                 }
             }
@@ -82,6 +100,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return 2;
+        }
+        if cause.downcast_ref::<crate::lock::LockHeld>().is_some() {
+            return 1;
         }
     }
     // Errors raised by the CLI itself are about configuration or arguments.

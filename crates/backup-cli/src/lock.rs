@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::workspace::Workspace;
 
@@ -50,12 +50,26 @@ pub fn acquire(ws: &Workspace, what: &str) -> Result<ProfileLock> {
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            bail!(
+            Err(LockHeld(format!(
                 "{what} is already running ({}; lock {}): wait for it to finish",
                 holder.trim(),
                 path.display()
-            )
+            ))
+            .into())
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
 }
+
+/// Another run holds the lock: this run did nothing (exit status 1, like a
+/// failed run, so that cron and the scheduler report it).
+#[derive(Debug)]
+pub struct LockHeld(String);
+
+impl std::fmt::Display for LockHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LockHeld {}

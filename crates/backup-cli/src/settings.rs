@@ -37,6 +37,9 @@ pub struct ProfileSettings {
     pub encryption: EncryptionSettings,
     pub retention: RetentionSettings,
     pub backup: TuningSettings,
+    /// `[monitoring]`: healthcheck pings and the Prometheus textfile.
+    #[serde(default)]
+    pub monitoring: crate::monitoring::MonitoringSettings,
 }
 
 /// `[store]`.
@@ -117,6 +120,7 @@ impl Default for ProfileSettings {
                 timezone: "UTC".into(),
                 incomplete_grace: "24h".into(),
             },
+            monitoring: Default::default(),
             backup: TuningSettings {
                 chunk_size: ByteSize(backup_core::pipeline::DEFAULT_CHUNK_SIZE as u64),
                 zstd_level: backup_core::pipeline::DEFAULT_ZSTD_LEVEL,

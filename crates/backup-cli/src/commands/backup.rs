@@ -8,6 +8,7 @@ use backup_core::{run_backup, BackupOptions, Manifest, Source};
 use backup_files::{FilesConfig, FilesSource};
 
 use crate::local_copy::{copy_encrypted, LocalCopy, TeeSource};
+use crate::monitoring::{self, Ping};
 use crate::output::{human_size, parse_time};
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
@@ -37,25 +38,61 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                 continue;
             }
         };
-        match backup_profile(ws, profile, time).await {
+        let monitoring = &profile.settings.monitoring;
+        monitoring::ping(monitoring, &target, Ping::Start, "").await;
+        let result = backup_profile(ws, profile, time).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
             Ok(m) => {
                 println!(
-                    "{target}: backup {} done: {} read, {} stored in {} chunks, {:.1} s",
+                    "{target}: backup {} done: {} read, {} stored in {} chunks, {seconds:.1} s",
                     m.id,
                     human_size(m.plaintext_size),
                     human_size(m.stored_size),
                     m.chunks.len(),
-                    started.elapsed().as_secs_f64()
                 );
-                if !no_prune {
-                    // A backup that succeeded stays a success even if cleaning up
-                    // old ones fails; the failure still shows in the exit status.
-                    if let Err(e) = super::prune::prune_profile(ws, profile, false).await {
-                        codes.push(super::report_failure(&target, "prune", &e));
-                    }
-                }
+                // The one summary line per profile and run, for log shippers.
+                tracing::info!(
+                    target_profile = %target,
+                    id = %m.id,
+                    size = m.plaintext_size,
+                    stored = m.stored_size,
+                    chunks = m.chunks.len(),
+                    seconds,
+                    store = %profile.settings.store.url.as_deref().unwrap_or_default(),
+                    "backup done"
+                );
+                let summary = format!(
+                    "backup {} of {target}: {} stored in {seconds:.1} s",
+                    m.id,
+                    human_size(m.stored_size)
+                );
+                monitoring::ping(monitoring, &target, Ping::Success, &summary).await;
             }
-            Err(e) => codes.push(super::report_failure(&target, "backup", &e)),
+            Err(e) => {
+                codes.push(super::report_failure(&target, "backup", e));
+                tracing::error!(target_profile = %target, seconds, error = %format!("{e:#}"), "backup failed");
+                monitoring::ping(monitoring, &target, Ping::Fail, &format!("{e:#}")).await;
+            }
+        }
+        if let Some(file) = &monitoring.metrics_file {
+            let outcome = monitoring::Outcome {
+                target: target.clone(),
+                success: result.is_ok(),
+                seconds,
+                size: result.as_ref().map_or(0, |m| m.plaintext_size),
+                stored: result.as_ref().map_or(0, |m| m.stored_size),
+            };
+            if let Err(e) = monitoring::record(&ws.home, file, &outcome) {
+                tracing::warn!(error = %format!("{e:#}"), "could not write the metrics file");
+            }
+        }
+        if result.is_ok() && !no_prune {
+            // A backup that succeeded stays a success even if cleaning up
+            // old ones fails; the failure still shows in the exit status.
+            if let Err(e) = super::prune::prune_profile(ws, profile, false).await {
+                codes.push(super::report_failure(&target, "prune", &e));
+            }
         }
     }
     Ok(super::worst(&codes))
