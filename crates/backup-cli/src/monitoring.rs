@@ -129,9 +129,17 @@ pub fn record(home: &Path, metrics_file: &Path, outcome: &Outcome) -> Result<()>
     std::fs::rename(&tmp, &path).with_context(|| path.display().to_string())
 }
 
+/// Name, type, help text, and the value for one profile (none: not exported).
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ProfileState) -> Option<String>,
+);
+
 fn render(state: &State) -> String {
     let mut out = String::new();
-    let metrics: [(&str, &str, &str, fn(&ProfileState) -> Option<String>); 6] = [
+    let metrics: [Metric; 6] = [
         (
             "backupapps_last_success_timestamp_seconds",
             "gauge",

@@ -159,7 +159,7 @@ pub async fn run(home: &Path) -> Result<ExitCode> {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = hangup.recv() => {
-                match Workspace::load(home).and_then(|w| jobs_of(w)) {
+                match Workspace::load(home).and_then(jobs_of) {
                     Ok((w, j)) => {
                         next = j.iter().map(|job| next_after(job, Utc::now())).collect();
                         ws = w;
