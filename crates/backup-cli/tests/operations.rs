@@ -98,8 +98,11 @@ fn sigterm_during_a_backup_leaves_no_listed_partial_backup() {
     ws.ok(&["verify", "app/files"]);
 }
 
-/// Records the requests a loopback HTTP server receives: (request line, body).
-fn http_recorder() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+/// (request line, body) of each request received.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Records the requests a loopback HTTP server receives.
+fn http_recorder() -> (u16, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
