@@ -6,6 +6,7 @@ mod local_copy;
 mod lock;
 mod monitoring;
 mod output;
+mod progress;
 mod settings;
 mod templates;
 mod wiring;
@@ -18,6 +19,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli);
+    progress::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -284,3 +284,27 @@ fn completions_and_man_page() {
     let man = ws.ok(&["man"]);
     assert!(man.contains(".TH backupapps") || man.contains(".TH"), "{man}");
 }
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    if !support::require("script", "bsdutils") {
+        return;
+    }
+    let ws = slow_ws(6);
+    // `script` gives the command a pseudo-terminal, as an operator's shell would.
+    let command = format!(
+        "{} --home '{}' backup app/files --no-prune",
+        support::BIN,
+        ws.home().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{tty}");
+    assert!(tty.contains("app/files: backing up") && tty.contains("/s)"), "{tty}");
+    // Under cron (no terminal) there is no progress at all.
+    let piped = ws.run(&["backup", "app/files", "--no-prune"]);
+    assert!(!text(&piped).contains("backing up"), "{}", text(&piped));
+}

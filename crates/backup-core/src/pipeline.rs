@@ -2,6 +2,7 @@
 //! with the manifest written last.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -41,6 +42,8 @@ pub struct BackupOptions {
     pub zstd_level: i32,
     /// Chunks compressed, encrypted and uploaded at once; default: cores.
     pub parallelism: usize,
+    /// Plaintext bytes stored so far, for progress displays.
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 impl BackupOptions {
@@ -54,6 +57,7 @@ impl BackupOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             parallelism: default_parallelism(),
+            progress: None,
         }
     }
 }
@@ -146,6 +150,7 @@ async fn store_chunks(
                 let key = join_key([folder, name.as_str()]);
                 let stream = stream_name.clone();
                 let level = options.zstd_level;
+                let progress = options.progress.clone();
                 async move {
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
@@ -157,6 +162,9 @@ async fn store_chunks(
                         })??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
+                    if let Some(progress) = progress {
+                        progress.fetch_add(plaintext_size, Ordering::Relaxed);
+                    }
                     tracing::trace!(%key, size, "chunk stored");
                     Ok::<_, Error>(ChunkRecord {
                         name,

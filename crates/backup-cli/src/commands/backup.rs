@@ -10,6 +10,7 @@ use backup_files::{FilesConfig, FilesSource};
 use crate::local_copy::{copy_encrypted, LocalCopy, TeeSource};
 use crate::monitoring::{self, Ping};
 use crate::output::{human_size, parse_time};
+use crate::progress::Progress;
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
 
@@ -40,7 +41,9 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
         };
         let monitoring = &profile.settings.monitoring;
         monitoring::ping(monitoring, &target, Ping::Start, "").await;
-        let result = backup_profile(ws, profile, time).await;
+        let progress = Progress::start(&format!("{target}: backing up"));
+        let result = backup_profile(ws, profile, time, Some(progress.counter.clone())).await;
+        progress.finish();
         let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(m) => {
@@ -111,6 +114,7 @@ pub async fn backup_profile(
     ws: &Workspace,
     profile: &Profile,
     time: Option<chrono::DateTime<chrono::Utc>>,
+    progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<Manifest> {
     let s = &profile.settings;
     let origin = profile.file.display().to_string();
@@ -133,6 +137,7 @@ pub async fn backup_profile(
     };
     let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix());
     options.time = time;
+    options.progress = progress;
     options.chunk_size = usize::try_from(s.backup.chunk_size.0).unwrap_or(usize::MAX).max(1);
     options.zstd_level = s.backup.zstd_level;
     if s.backup.parallelism > 0 {

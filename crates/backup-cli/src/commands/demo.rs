@@ -32,7 +32,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     let profile = ws.select(std::slice::from_ref(&target))?[0];
 
     println!("\n== 2. backup (tar → zstd → OpenPGP, chunked, manifest last)");
-    let manifest = super::backup::backup_profile(&ws, profile, None).await?;
+    let manifest = super::backup::backup_profile(&ws, profile, None, None).await?;
     println!(
         "backup {}: {} bytes read, {} bytes stored in {} chunk(s)",
         manifest.id,

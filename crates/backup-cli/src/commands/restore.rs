@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::output::{human_size, parse_time};
+use crate::progress::Progress;
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
 
@@ -69,8 +70,14 @@ pub async fn run(
     let dir = dest.to.as_ref().map(|d| ws.path(d)).unwrap_or(default_dir);
     let whereto = match (m.kind.as_str(), &dest.to_db) {
         ("files", _) => {
-            let stream = restore_stream(store.clone(), decryptor, m, "data", default_parallelism());
-            let summary = backup_files::restore_to_dir(stream, &dir, &m.id).await?;
+            let progress = Progress::start(&format!("{}: restoring", profile.target()));
+            let stream = counted(
+                restore_stream(store.clone(), decryptor, m, "data", default_parallelism()),
+                &progress,
+            );
+            let summary = backup_files::restore_to_dir(stream, &dir, &m.id).await;
+            progress.finish();
+            let summary = summary?;
             println!(
                 "{}: restored backup {} ({}) into {}: {} files, {} directories, {} symlinks, {}",
                 profile.target(),
@@ -130,7 +137,11 @@ pub async fn download_stream(
         let mut file = tokio::fs::File::create(&partial)
             .await
             .with_context(|| partial.display().to_string())?;
-        let mut stream = restore_stream(store.clone(), decryptor, m, stream_name, default_parallelism());
+        let progress = Progress::start(&format!("{}: downloading", m.target()));
+        let mut stream = counted(
+            restore_stream(store.clone(), decryptor, m, stream_name, default_parallelism()),
+            &progress,
+        );
         while let Some(piece) = stream.try_next().await? {
             file.write_all(&piece)
                 .await
@@ -150,6 +161,19 @@ pub async fn download_stream(
         let _ = tokio::fs::remove_file(&partial).await;
     }
     result
+}
+
+/// Counts the bytes of `stream` into `progress`.
+fn counted(stream: backup_core::ByteStream, progress: &Progress) -> backup_core::ByteStream {
+    use futures::StreamExt;
+    let counter = progress.counter.clone();
+    stream
+        .inspect(move |piece| {
+            if let Ok(bytes) = piece {
+                counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .boxed()
 }
 
 /// Writes `<database>.pgdump` (and `globals.sql`) into `dir`, refusing to
