@@ -64,7 +64,7 @@ pub fn acquire(ws: &Workspace, what: &str) -> Result<ProfileLock> {
 /// Another run holds the lock: this run did nothing (exit status 1, like a
 /// failed run, so that cron and the scheduler report it).
 #[derive(Debug)]
-pub struct LockHeld(String);
+pub struct LockHeld(pub String);
 
 impl std::fmt::Display for LockHeld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod lease;
 mod local_copy;
 mod lock;
 mod monitoring;

@@ -93,6 +93,9 @@ pub struct TuningSettings {
     pub zstd_level: i32,
     /// Chunks in flight at once; 0 means one per core.
     pub parallelism: usize,
+    /// Seconds a lease in the store holds without renewal: how long a run that
+    /// died blocks others sharing the store.
+    pub lease_secs: u64,
 }
 
 impl Default for ProfileSettings {
@@ -125,6 +128,7 @@ impl Default for ProfileSettings {
                 chunk_size: ByteSize(backup_core::pipeline::DEFAULT_CHUNK_SIZE as u64),
                 zstd_level: backup_core::pipeline::DEFAULT_ZSTD_LEVEL,
                 parallelism: 0,
+                lease_secs: 600,
             },
         }
     }

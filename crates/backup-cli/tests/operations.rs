@@ -308,3 +308,84 @@ fn progress_shows_on_a_terminal_only() {
     let piped = ws.run(&["backup", "app/files", "--no-prune"]);
     assert!(!text(&piped).contains("backing up"), "{}", text(&piped));
 }
+
+#[test]
+fn a_lease_in_the_shared_store_keeps_two_hosts_apart() {
+    // Two workspaces (two hosts: separate lock folders) share one store and profile.
+    let a = slow_ws(6);
+    let b = slow_ws(1);
+    let store_url = format!("file://{}/store", a.home().display());
+    for ws in [&a, &b] {
+        let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
+        let start = global.find("url = ").unwrap();
+        let end = start + global[start..].find('\n').unwrap();
+        ws.write(
+            "backupapps.toml",
+            &format!("{}url = \"{store_url}\"{}", &global[..start], &global[end..]),
+        );
+    }
+    fs::copy(a.path("secrets/backup.pub.asc"), b.path("secrets/backup.pub.asc")).unwrap();
+
+    // A slow backup on "host" a holds the lease; b is refused, naming a.
+    let running = a
+        .cmd(&["backup", "app/files", "--no-prune"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lease = a.path("store/app/files/locks/profile.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lease.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = b.fails(&["backup", "app/files", "--no-prune"], 1);
+    assert!(
+        out.contains("in use by host") && out.contains(&format!("pid {}", running.id())),
+        "{out}"
+    );
+    let status = running.wait_with_output().unwrap().status;
+    assert!(status.success());
+    assert!(!lease.exists(), "released at the end");
+
+    // A lease whose holder died (not renewed, expired) is taken over.
+    fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    fs::write(
+        &lease,
+        r#"{"host":"gone-host","pid":4242,"started":"2026-01-01T00:00:00Z","expires":"2026-01-01T00:10:00Z","token":"x"}"#,
+    )
+    .unwrap();
+    let out = b.run(&["backup", "app/files", "--no-prune"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("taking over an expired lease") && text(&out).contains("gone-host"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(a.list("app/files").len(), 2);
+}
+
+#[test]
+fn sighup_reloads_the_schedules() {
+    let ws = slow_ws(1);
+    let mut child = ws
+        .cmd(&["schedule", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(ws.list("app/files").is_empty(), "no schedule yet");
+    let profile = fs::read_to_string(ws.path("apps/app/files.toml")).unwrap();
+    ws.write("apps/app/files.toml", &format!("schedule = \"* * * * * *\"\n{profile}"));
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ws.list("app/files").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(child.id());
+    assert!(child.wait().unwrap().success());
+    assert!(!ws.list("app/files").is_empty(), "the reloaded schedule fired");
+}

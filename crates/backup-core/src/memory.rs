@@ -38,6 +38,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        let mut objects = self.objects();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(key.to_owned(), (data, Utc::now()));
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<ByteStream> {
         validate_key(key)?;
         let data = self

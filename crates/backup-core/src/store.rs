@@ -41,6 +41,7 @@ pub struct ObjectMeta {
 ///   sorted by key, complete however many there are.
 /// - `delete` of a missing key is `Ok`.
 /// - `sweep` removes only debris of interrupted puts, never an object.
+/// - `put_if_absent` creates or reports the existing object, atomically.
 #[async_trait]
 pub trait Store: fmt::Debug + Send + Sync {
     /// Writes `data` at `key`, replacing any object there.
@@ -48,6 +49,14 @@ pub trait Store: fmt::Debug + Send + Sync {
     /// # Errors
     /// [`Error::Backend`] when the backend fails; nothing is visible at `key` then.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+
+    /// Writes `data` at `key` only if no object is there: `Ok(true)` when it was
+    /// created, `Ok(false)` when something exists already (left untouched).
+    /// Atomic against concurrent callers, also on other hosts: leases build on it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend fails.
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool>;
 
     /// Streams the object at `key`.
     ///

@@ -28,6 +28,16 @@ pub async fn put_get_round_trip(store: &dyn Store, prefix: &str) {
     assert_eq!(store.get_bytes(&empty).await.unwrap(), Bytes::new());
 }
 
+/// `put_if_absent` creates once and leaves an existing object alone.
+pub async fn put_if_absent_creates_once(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}/lease");
+    assert!(store.put_if_absent(&key, Bytes::from_static(b"first")).await.unwrap());
+    assert!(!store.put_if_absent(&key, Bytes::from_static(b"second")).await.unwrap());
+    assert_eq!(store.get_bytes(&key).await.unwrap(), Bytes::from_static(b"first"));
+    store.delete(&key).await.unwrap();
+    assert!(store.put_if_absent(&key, Bytes::from_static(b"third")).await.unwrap());
+}
+
 /// `put` replaces an existing object whole.
 pub async fn put_replaces(store: &dyn Store, prefix: &str) {
     let key = format!("{prefix}/replace");
@@ -164,7 +174,7 @@ use futures::StreamExt;
 macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@cases $make;
-            put_get_round_trip, put_replaces, get_missing_is_not_found,
+            put_get_round_trip, put_replaces, put_if_absent_creates_once, get_missing_is_not_found,
             list_is_recursive_sorted_and_scoped, list_is_complete_for_many_objects,
             delete_is_idempotent, sweep_keeps_objects, bad_keys_are_refused, large_object_round_trip);
     };

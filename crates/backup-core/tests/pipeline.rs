@@ -153,6 +153,9 @@ impl Store for RecordingStore {
     async fn put(&self, key: &str, data: Bytes) -> backup_core::Result<()> {
         self.inner.put(key, data).await
     }
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> backup_core::Result<bool> {
+        self.inner.put_if_absent(key, data).await
+    }
     async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
         self.inner.get(key).await
     }

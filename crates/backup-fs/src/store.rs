@@ -73,6 +73,23 @@ impl Store for FsStore {
         Ok(())
     }
 
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        let options = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&ObjectPath::from(key), PutPayload::from_bytes(data), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.error("write", key, e)),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<ByteStream> {
         validate_key(key)?;
         let result = self

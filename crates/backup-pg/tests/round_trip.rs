@@ -149,6 +149,9 @@ impl Store for SlowStore {
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.0.put(key, data).await
     }
+    async fn put_if_absent(&self, key: &str, data: bytes::Bytes) -> backup_core::Result<bool> {
+        self.0.put_if_absent(key, data).await
+    }
     async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
         self.0.get(key).await
     }

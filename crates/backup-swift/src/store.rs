@@ -323,6 +323,27 @@ impl Store for SwiftStore {
         }
     }
 
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        self.ready().await?;
+        let name = self.object_name(key);
+        let mut req = Req::new(
+            Method::PUT,
+            Self::path(&self.container, &name),
+            format!("object {}/{name}", self.container),
+        );
+        // Swift refuses (412) a create-only PUT onto an existing object.
+        req.headers.push(("If-None-Match", "*".into()));
+        req.headers.push(("Content-Length", data.len().to_string()));
+        req.body = Some(data);
+        let resp = self.client.send(&req).await?;
+        match resp.status().as_u16() {
+            201 => Ok(true),
+            412 => Ok(false),
+            status => Err(Self::http_error(&req, status, &resp.text().await.unwrap_or_default())),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<ByteStream> {
         validate_key(key)?;
         let name = self.object_name(key);

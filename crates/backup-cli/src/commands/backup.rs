@@ -143,21 +143,40 @@ pub async fn backup_profile(
     if s.backup.parallelism > 0 {
         options.parallelism = s.backup.parallelism;
     }
+    let lease = crate::lease::acquire(&store, profile.dest_prefix(), "profile", lease_ttl(profile)).await?;
+    let result = store_backup(ws, profile, store, source, encryptor, &options).await;
+    lease.release().await;
+    result
+}
+
+/// How long a lease holds without renewal.
+pub fn lease_ttl(profile: &Profile) -> std::time::Duration {
+    std::time::Duration::from_secs(profile.settings.backup.lease_secs.max(4))
+}
+
+async fn store_backup(
+    ws: &Workspace,
+    profile: &Profile,
+    store: std::sync::Arc<dyn backup_core::Store>,
+    source: Box<dyn Source>,
+    encryptor: std::sync::Arc<dyn backup_core::Encryptor>,
+    options: &BackupOptions,
+) -> Result<Manifest> {
     let dir = ws.home.join("data").join(&profile.app).join(&profile.name);
-    match s.local_copy {
-        LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, &options).await?),
+    match profile.settings.local_copy {
+        LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, options).await?),
         LocalCopy::Compressed => {
             let ext = if profile.kind() == "postgres" { "pgdump" } else { "tar" };
             let file = dir.join(format!("latest.{ext}.zst"));
             let tee = TeeSource::new(source, &file);
-            let result = run_backup(store, &tee, encryptor, &options).await;
+            let result = run_backup(store, &tee, encryptor, options).await;
             if let Err(e) = tee.finish(&file, result.is_ok()).await {
                 tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
             }
             Ok(result?)
         }
         LocalCopy::Encrypted => {
-            let manifest = run_backup(store.clone(), source.as_ref(), encryptor, &options).await?;
+            let manifest = run_backup(store.clone(), source.as_ref(), encryptor, options).await?;
             if let Err(e) = copy_encrypted(&store, &manifest, &dir).await {
                 tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
             }

@@ -69,6 +69,27 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         println!("  swap it in as {} and {previous}", test.database);
         return Ok(());
     }
+    let lease = crate::lease::acquire(
+        &store,
+        profile.dest_prefix(),
+        "mirror",
+        super::backup::lease_ttl(profile),
+    )
+    .await?;
+    let result = refresh(ws, profile, &store, m, &test, &config).await;
+    lease.release().await;
+    result
+}
+
+async fn refresh(
+    ws: &Workspace,
+    profile: &Profile,
+    store: &std::sync::Arc<dyn backup_core::Store>,
+    m: &backup_core::Manifest,
+    test: &backup_pg::PgConn,
+    config: &backup_pg::MirrorConfig,
+) -> Result<()> {
+    let target = profile.target();
     let decryptor = wiring::decryptor(ws, &profile.settings)?;
     let dump = ws
         .home
@@ -77,8 +98,8 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         .join(&profile.name)
         .join(format!("mirror-{}.pgdump", m.id));
     let refreshed = async {
-        super::restore::download_stream(&store, decryptor, m, "data", &dump, false).await?;
-        Ok::<_, anyhow::Error>(backup_pg::refresh_from_dump(&test, &config, &dump, &ws.home).await?)
+        super::restore::download_stream(store, decryptor, m, "data", &dump, false).await?;
+        Ok::<_, anyhow::Error>(backup_pg::refresh_from_dump(test, config, &dump, &ws.home).await?)
     }
     .await;
     let _ = tokio::fs::remove_file(&dump).await;
@@ -91,7 +112,7 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         "tables": refresh.tables,
         "kept_previous": refresh.swap.kept_previous,
     });
-    write_mark(&*store, m, "restored", &mark).await?;
+    write_mark(&**store, m, "restored", &mark).await?;
     println!(
         "{target}: mirrored backup {} ({}) into {test}: {} tables, {}; backup marked restore-verified",
         m.id,

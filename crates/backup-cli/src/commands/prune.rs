@@ -75,7 +75,33 @@ pub fn decisions(profile: &Profile, listing: &Listing) -> Result<Vec<Decision>> 
 pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> Result<Value> {
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;
-    let listing = list_backups(&store, profile.dest_prefix()).await?;
+    let lease = if dry_run {
+        None
+    } else {
+        Some(
+            crate::lease::acquire(
+                &store,
+                profile.dest_prefix(),
+                "profile",
+                super::backup::lease_ttl(profile),
+            )
+            .await?,
+        )
+    };
+    let result = plan_and_remove(profile, &store, dry_run).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+async fn plan_and_remove(
+    profile: &Profile,
+    store: &std::sync::Arc<dyn backup_core::Store>,
+    dry_run: bool,
+) -> Result<Value> {
+    let s = &profile.settings;
+    let listing = list_backups(store, profile.dest_prefix()).await?;
     let plan = decisions(profile, &listing)?;
     let grace = s
         .retention
@@ -90,11 +116,11 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
         for d in plan.iter().filter(|d| !d.keep) {
             let entry = listing.complete.iter().find(|e| e.manifest.id == d.id);
             let objects = entry.map(|e| e.objects.as_slice()).unwrap_or_default();
-            remove_backup(&*store, profile.dest_prefix(), &d.id, objects).await?;
+            remove_backup(&**store, profile.dest_prefix(), &d.id, objects).await?;
             tracing::info!(target_profile = %profile.target(), id = %d.id, "removed backup (no retention rule keeps it)");
         }
         for i in &stale {
-            remove_backup(&*store, profile.dest_prefix(), &i.id, &i.objects).await?;
+            remove_backup(&**store, profile.dest_prefix(), &i.id, &i.objects).await?;
             tracing::info!(target_profile = %profile.target(), id = %i.id, "removed incomplete backup");
         }
         let swept = store.sweep(profile.dest_prefix(), Utc::now() - grace).await?;
