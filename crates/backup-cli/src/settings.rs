@@ -48,6 +48,8 @@ pub struct ProfileSettings {
 pub struct StoreSettings {
     /// `file:///path` or `swift://container[/prefix]`.
     pub url: Option<String>,
+    /// An OpenStack RC file (same as `[store.swift] openrc`).
+    pub openrc: Option<PathBuf>,
     /// `[store.swift]`: credentials and tuning (see backup_swift::SwiftConfig).
     pub swift: Option<toml::Table>,
 }
@@ -110,7 +112,11 @@ impl Default for ProfileSettings {
             local_copy: Default::default(),
             source: None,
             mirror: None,
-            store: StoreSettings { url: None, swift: None },
+            store: StoreSettings {
+                url: None,
+                openrc: None,
+                swift: None,
+            },
             encryption: EncryptionSettings::default(),
             retention: RetentionSettings {
                 last: 0,

@@ -41,9 +41,13 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
 /// Names the file and the bad key.
 pub fn swift_config(settings: &ProfileSettings, origin: &str) -> Result<backup_swift::SwiftConfig> {
     let table = settings.store.swift.clone().unwrap_or_default();
-    toml::Value::Table(table)
+    let mut config: backup_swift::SwiftConfig = toml::Value::Table(table)
         .try_into()
-        .map_err(|e| backup_core::Error::config(format!("{origin} [store.swift]"), e.to_string()).into())
+        .map_err(|e| backup_core::Error::config(format!("{origin} [store.swift]"), e.to_string()))?;
+    if config.openrc.is_none() {
+        config.openrc = settings.store.openrc.clone();
+    }
+    Ok(config)
 }
 
 /// The encryptor for `[encryption] recipients`.

@@ -172,6 +172,21 @@ impl Client {
         }
     }
 
+    /// The cluster's `/info` (capabilities and limits), next to the storage URL.
+    pub async fn info(&self) -> Result<serde_json::Value, SwiftError> {
+        let session = self.session(false).await?;
+        let fail = |reason: String| SwiftError::Transport {
+            method: "GET".into(),
+            what: "/info".into(),
+            reason,
+        };
+        let mut url = reqwest::Url::parse(&session.storage_url).map_err(|e| fail(e.to_string()))?;
+        url.set_path("/info");
+        url.set_query(None);
+        let resp = self.http.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+        resp.json().await.map_err(|e| fail(e.to_string()))
+    }
+
     /// Drops the token, so that the next request authenticates (tests use it).
     pub async fn forget_token(&self) {
         *self.session.lock().await = None;

@@ -39,7 +39,7 @@ pub struct SwiftStore {
     prefix: String,
     segment_size: u64,
     create_container: bool,
-    ready: OnceCell<()>,
+    ready: OnceCell<u64>,
 }
 
 impl std::fmt::Debug for SwiftStore {
@@ -121,8 +121,9 @@ impl SwiftStore {
         .into()
     }
 
-    /// Makes sure the container (and its segments container) exist, once.
-    async fn ready(&self) -> Result<()> {
+    /// Makes sure the container (and its segments container) exist, and reads
+    /// the cluster's limits from `/info`, once. Returns the segment size to use.
+    async fn ready(&self) -> Result<u64> {
         self.ready
             .get_or_try_init(|| async {
                 for container in [self.container.clone(), self.segments_container()] {
@@ -148,10 +149,31 @@ impl SwiftStore {
                         status => return Err(Self::http_error(&head, status, "")),
                     }
                 }
-                Ok(())
+                Ok(self.segment_limit().await)
             })
             .await
-            .map(|_| ())
+            .copied()
+    }
+
+    /// The configured segment size, lowered to the cluster's `max_file_size`.
+    async fn segment_limit(&self) -> u64 {
+        match self.client.info().await {
+            Ok(info) => match info["swift"]["max_file_size"].as_u64() {
+                Some(max) if max < self.segment_size => {
+                    tracing::warn!(
+                        configured = self.segment_size,
+                        max,
+                        "segment_size above the cluster's max_file_size; using max_file_size"
+                    );
+                    max
+                }
+                _ => self.segment_size,
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "no /info; keeping the configured segment size");
+                self.segment_size
+            }
+        }
     }
 
     async fn put_object(&self, container: &str, name: &str, data: Bytes) -> Result<String> {
@@ -190,7 +212,7 @@ impl SwiftStore {
         Ok(md5)
     }
 
-    async fn put_large(&self, name: &str, data: Bytes) -> Result<()> {
+    async fn put_large(&self, name: &str, data: Bytes, segment_size: u64) -> Result<()> {
         let segments = self.segments_container();
         let stamp = Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
         let mut manifest = Vec::new();
@@ -198,7 +220,7 @@ impl SwiftStore {
         let mut offset = 0usize;
         let result: Result<()> = async {
             while offset < data.len() {
-                let end = (offset + self.segment_size as usize).min(data.len());
+                let end = (offset + segment_size as usize).min(data.len());
                 let seg_name = format!("{name}/{stamp}/{:08}", uploaded.len());
                 let etag = self.put_object(&segments, &seg_name, data.slice(offset..end)).await?;
                 uploaded.push(seg_name.clone());
@@ -314,10 +336,10 @@ fn parse_time(text: &str) -> DateTime<Utc> {
 impl Store for SwiftStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
-        self.ready().await?;
+        let segment_size = self.ready().await?;
         let name = self.object_name(key);
-        if data.len() as u64 > self.segment_size {
-            self.put_large(&name, data).await
+        if data.len() as u64 > segment_size {
+            self.put_large(&name, data, segment_size).await
         } else {
             self.put_object(&self.container, &name, data).await.map(|_| ())
         }

@@ -5,4 +5,4 @@ mod keystone;
 mod swift_aio;
 
 pub use keystone::{KeystoneAccount, KeystoneServer};
-pub use swift_aio::{SwiftServer, KEY, USER};
+pub use swift_aio::{SwiftServer, KEY, MAX_FILE_SIZE, USER};

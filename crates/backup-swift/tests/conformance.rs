@@ -46,3 +46,24 @@ async fn make() -> OnSwift {
 }
 
 backup_core::store_conformance!(make());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_limits_lower_the_segment_size() {
+    use backup_core::{Store, StoreExt};
+    let server = tokio::task::spawn_blocking(SwiftServer::shared)
+        .await
+        .unwrap()
+        .expect("Swift (skipped outside CI)");
+    // Default segment size (1 GiB) above the cluster's max_file_size: /info lowers it,
+    // so an object larger than max_file_size still goes up (as an SLO) instead of 413.
+    let store = SwiftStore::new(
+        "swift://limits",
+        &SwiftConfig::default(),
+        Path::new("/"),
+        &v1_env(&server),
+    )
+    .unwrap();
+    let data = bytes::Bytes::from(vec![7u8; (backup_swift::testing::MAX_FILE_SIZE * 2 + 10) as usize]);
+    store.put("big/object", data.clone()).await.unwrap();
+    assert_eq!(store.get_bytes("big/object").await.unwrap(), data);
+}

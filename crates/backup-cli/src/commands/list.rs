@@ -66,6 +66,8 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
                 "reasons": decision.map(|d| d.reasons.clone()).unwrap_or_default(),
                 "verified": mark_time("verified"),
                 "restored": mark_time("restored"),
+                // A restore (or a mirror) that succeeded proved this backup restorable.
+                "restore_verified": entry.marks.contains_key("restored"),
             }));
         }
     }

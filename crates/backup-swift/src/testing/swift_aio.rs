@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use std::time::{Duration, Instant};
 
+/// The test cluster's `max_file_size` (small, so that tests can exceed it).
+pub const MAX_FILE_SIZE: u64 = 5 << 20;
+
 /// The tempauth user the server knows.
 pub const USER: &str = "test:tester";
 /// Its key.
@@ -73,7 +76,7 @@ impl SwiftServer {
         let swift_dir = dir.path();
         std::fs::write(
             swift_dir.join("swift.conf"),
-            "[swift-hash]\nswift_hash_path_suffix = backupapps\nswift_hash_path_prefix = backupapps\n[storage-policy:0]\nname = Policy-0\ndefault = yes\n",
+            format!("[swift-hash]\nswift_hash_path_suffix = backupapps\nswift_hash_path_prefix = backupapps\n[storage-policy:0]\nname = Policy-0\ndefault = yes\n[swift-constraints]\nmax_file_size = {MAX_FILE_SIZE}\n"),
         )
         .unwrap();
         for (kind, port) in [("account", account), ("container", container), ("object", object)] {
