@@ -14,6 +14,10 @@ use crate::restore::{pg_restore, quote_ident, replace_database, RestoreOptions, 
 
 /// `[mirror]` of a postgres profile: where the test copy lives and what to do
 /// to it before it replaces the current one.
+///
+/// The connection keys repeat [`PgConfig`]'s on purpose: serde cannot flatten
+/// a struct into one that denies unknown fields, and a typo in `[mirror]` must
+/// be an error, not a silently ignored key.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
