@@ -17,7 +17,7 @@ command -v memcached >/dev/null || need+=(memcached)
 command -v swift >/dev/null || need+=(python3-swiftclient)
 command -v curl >/dev/null || need+=(curl)
 command -v script >/dev/null || need+=(bsdutils)
-command -v keystone-wsgi-public >/dev/null || need+=(python3-keystone)
+command -v keystone-wsgi-public >/dev/null || need+=(keystone python3-keystone)
 /usr/bin/python3 -c 'import keystonemiddleware' 2>/dev/null || need+=(python3-keystonemiddleware)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
