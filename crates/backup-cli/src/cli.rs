@@ -77,7 +77,7 @@ pub enum Command {
         /// `app` or `app/profile`; none means all.
         targets: Vec<String>,
     },
-    /// Restore a backup into a folder.
+    /// Restore a backup into a folder, or (postgres) into a new database.
     Restore {
         /// `app/profile`.
         target: String,
