@@ -160,16 +160,6 @@ impl TestCluster {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
-
-    /// The server log, for assertion messages.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    /// The user the server runs as, if not the current one.
-    pub fn run_as(&self) -> Option<&'static str> {
-        self.run_as
-    }
 }
 
 impl Drop for TestCluster {

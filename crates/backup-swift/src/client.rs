@@ -186,11 +186,6 @@ impl Client {
         let resp = self.http.get(url).send().await.map_err(|e| fail(e.to_string()))?;
         resp.json().await.map_err(|e| fail(e.to_string()))
     }
-
-    /// Drops the token, so that the next request authenticates (tests use it).
-    pub async fn forget_token(&self) {
-        *self.session.lock().await = None;
-    }
 }
 
 /// Reads a body into one buffer sized from Content-Length: a growing buffer

@@ -319,11 +319,6 @@ impl SwiftStore {
         }
         Ok(all)
     }
-
-    /// Forgets the token, so that the next request authenticates again.
-    pub async fn forget_token(&self) {
-        self.client.forget_token().await;
-    }
 }
 
 fn parse_time(text: &str) -> DateTime<Utc> {

@@ -26,7 +26,8 @@ pub struct SwiftServer {
     /// Proxy port on 127.0.0.1.
     pub port: u16,
     dir: tempfile::TempDir,
-    devices: tempfile::TempDir,
+    /// The object server's tmpfs storage, removed with the server.
+    _devices: tempfile::TempDir,
     children: Vec<Child>,
 }
 
@@ -99,7 +100,7 @@ impl SwiftServer {
         let mut server = SwiftServer {
             port: proxy,
             dir,
-            devices,
+            _devices: devices,
             children: Vec::new(),
         };
         let memcached = Command::new("memcached")
@@ -190,7 +191,7 @@ impl SwiftServer {
         format!("http://127.0.0.1:{}/auth/v1.0", self.port)
     }
 
-    /// Environment for `swift` (python-swiftclient) to reach this server.
+    /// Arguments for `swift` (python-swiftclient) to reach this server with v1 auth.
     pub fn cli_args(&self) -> Vec<String> {
         vec![
             "-V".into(),
@@ -228,11 +229,6 @@ impl SwiftServer {
         let server = Arc::new(SwiftServer::start()?);
         *guard = Arc::downgrade(&server);
         Some(server)
-    }
-
-    /// Where the object server keeps its data (tmpfs).
-    pub fn devices(&self) -> PathBuf {
-        self.devices.path().to_path_buf()
     }
 }
 
