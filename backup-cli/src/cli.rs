@@ -55,6 +55,9 @@ pub enum Command {
         /// Leave the secret key without passphrase (not recommended).
         #[arg(long)]
         no_passphrase: bool,
+        /// Make a sign-only key: the backing-up host signs every backup with it.
+        #[arg(long)]
+        signing: bool,
     },
     /// Validate the configuration; test keys, stores, folders and databases; name what is missing.
     Check {

@@ -48,7 +48,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             name,
             email,
             no_passphrase,
-        } => keygen::run(&home, &name, email.as_deref(), no_passphrase).map(|_| ExitCode::SUCCESS),
+            signing,
+        } => keygen::run(&home, &name, email.as_deref(), no_passphrase, signing).map(|_| ExitCode::SUCCESS),
         command => {
             let ws = Workspace::load(&home)?;
             match command {
@@ -67,7 +68,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     to_db,
                     replace,
                 } => {
-                    let dest = restore::Destination { to, to_db, replace };
+                    let dest = crate::kinds::Destination { to, to_db, replace };
                     restore::run(&ws, &target, id.as_deref(), at.as_deref(), dest).await
                 }
                 Command::Verify { targets, all } => verify::run(&ws, &targets, all).await,
@@ -96,6 +97,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(core) = cause.downcast_ref::<backup_core::Error>() {
+            if matches!(core, backup_core::Error::Busy { .. }) {
+                return 1;
+            }
             return if core.is_bad_input() { 2 } else { 1 };
         }
         if cause.downcast_ref::<ConfigError>().is_some() {

@@ -73,3 +73,9 @@ impl std::fmt::Display for LockHeld {
 }
 
 impl std::error::Error for LockHeld {}
+
+/// The lock that keeps backups and prunes of one profile apart on this host
+/// (the store lease keeps hosts apart).
+pub fn profile_lock(profile: &crate::workspace::Profile) -> String {
+    format!("profile-{}-{}", profile.app, profile.name)
+}

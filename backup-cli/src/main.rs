@@ -2,8 +2,7 @@
 
 mod cli;
 mod commands;
-mod lease;
-mod local_copy;
+mod kinds;
 mod lock;
 mod monitoring;
 mod output;

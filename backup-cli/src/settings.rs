@@ -1,18 +1,42 @@
 //! Configuration of one profile: built-in defaults < `backupapps.toml` <
-//! profile file < environment (`BACKUPAPPS_SECTION__KEY`).
+//! profile file < environment (`BACKUPAPPS_SECTION__KEY`). Typed all the way
+//! down: the library config types (`PgConfig`, `MirrorConfig`, `KeepPolicy`)
+//! are the sections themselves.
 
 use std::path::PathBuf;
 
-use backup_core::retention::{parse_span, KeepPolicy};
+use backup_core::KeepPolicy;
 use backup_files::OnUnreadable;
+use backup_pg::{MirrorConfig, PgConfig};
 use serde::{Deserialize, Serialize};
+
+/// The kinds of profile this build knows. Each picks its source, restorer and
+/// checker in one place (`wiring::Kind`-matching functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A folder tree (`paths`, `exclude`).
+    Files,
+    /// A PostgreSQL database (`[source]`, `[mirror]`).
+    Postgres,
+}
+
+impl Kind {
+    /// The kind's name as stored in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Files => backup_files::KIND,
+            Kind::Postgres => backup_pg::KIND,
+        }
+    }
+}
 
 /// Everything one profile runs with, after layering.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileSettings {
     /// `files` or `postgres`.
-    pub kind: Option<String>,
+    pub kind: Option<Kind>,
     /// Store folder of this profile's backups, unique in the workspace.
     pub dest_prefix: Option<String>,
     /// Cron expression for `schedule run` / `schedule crontab`.
@@ -28,18 +52,63 @@ pub struct ProfileSettings {
     pub on_unreadable: OnUnreadable,
     /// Keep the newest backup in `data/<app>/<profile>/`: `none`, `compressed`, `encrypted`.
     #[serde(default)]
-    pub local_copy: crate::local_copy::LocalCopy,
+    pub local_copy: LocalCopy,
     /// Database connection (postgres profiles).
-    pub source: Option<toml::Table>,
+    pub source: Option<PgConfig>,
     /// Test-database refresh (postgres profiles).
-    pub mirror: Option<toml::Table>,
+    pub mirror: Option<MirrorSection>,
     pub store: StoreSettings,
     pub encryption: EncryptionSettings,
-    pub retention: RetentionSettings,
+    pub retention: KeepPolicy,
     pub backup: TuningSettings,
     /// `[monitoring]`: healthcheck pings and the Prometheus textfile.
     #[serde(default)]
     pub monitoring: crate::monitoring::MonitoringSettings,
+}
+
+/// What to keep of the newest backup in `data/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalCopy {
+    /// Nothing (default).
+    #[default]
+    None,
+    /// The plaintext, zstd-compressed (`latest.tar.zst`, `latest.pgdump.zst`).
+    Compressed,
+    /// The encrypted backup folder (`latest/`).
+    Encrypted,
+}
+
+/// `[mirror]`: the library's [`MirrorConfig`] plus the scheduler's `schedule`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorSection {
+    /// Cron expression for `schedule run` / `schedule crontab`.
+    pub schedule: Option<String>,
+    /// What the mirror does.
+    #[serde(skip)]
+    pub config: MirrorConfig,
+    #[serde(flatten)]
+    raw: toml::Table,
+}
+
+impl<'de> Deserialize<'de> for MirrorSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde cannot flatten into a struct that denies unknown fields: take
+        // the scheduler's key out, then let MirrorConfig check the rest.
+        let raw = toml::Table::deserialize(d)?;
+        let mut rest = raw.clone();
+        let schedule = match rest.remove("schedule") {
+            Some(toml::Value::String(s)) => Some(s),
+            Some(other) => {
+                return Err(serde::de::Error::custom(format!(
+                    "schedule: expected a cron expression string, found {other}"
+                )))
+            }
+            None => None,
+        };
+        let config = MirrorConfig::deserialize(toml::Value::Table(rest)).map_err(serde::de::Error::custom)?;
+        Ok(MirrorSection { schedule, config, raw })
+    }
 }
 
 /// `[store]`.
@@ -50,8 +119,29 @@ pub struct StoreSettings {
     pub url: Option<String>,
     /// An OpenStack RC file (same as `[store.swift] openrc`).
     pub openrc: Option<PathBuf>,
-    /// `[store.swift]`: credentials and tuning (see backup_swift::SwiftConfig).
+    /// `[store.swift]`: credentials and tuning, read as `backup_swift::SwiftConfig`
+    /// (kept as a table here so that its secrets are never serialised).
     pub swift: Option<toml::Table>,
+}
+
+/// One path or several (`secret_key = "a"` or `secret_key = ["new", "old"]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One path.
+    One(PathBuf),
+    /// Several, newest first.
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    /// The paths, newest first.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(p) => vec![p.clone()],
+            OneOrMany::Many(ps) => ps.clone(),
+        }
+    }
 }
 
 /// `[encryption]`.
@@ -61,28 +151,21 @@ pub struct EncryptionSettings {
     /// Armored public keys every chunk is encrypted to.
     #[serde(default)]
     pub recipients: Vec<PathBuf>,
-    /// Armored secret key: needed by restore, verify (full), mirror.
-    pub secret_key: Option<PathBuf>,
+    /// Armored secret key(s): needed by restore, verify (full), mirror.
+    pub secret_key: Option<OneOrMany>,
     /// File holding the secret key's passphrase (env `BACKUPAPPS_PASSPHRASE` wins).
     pub passphrase_file: Option<PathBuf>,
-}
-
-/// `[retention]`, restic-style rules.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionSettings {
-    pub last: u32,
-    pub hourly: u32,
-    pub daily: u32,
-    pub weekly: u32,
-    pub monthly: u32,
-    pub yearly: u32,
-    /// Keep everything this close to the newest backup, e.g. `"30d"`.
-    pub within: Option<String>,
-    /// IANA time zone in which periods are counted.
-    pub timezone: String,
-    /// How old a backup without manifest must be before prune removes it.
-    pub incomplete_grace: String,
+    /// Armored secret signing key: the backing-up host signs every manifest with it.
+    pub signing_key: Option<PathBuf>,
+    /// File holding the signing key's passphrase (env `BACKUPAPPS_SIGNING_PASSPHRASE` wins).
+    pub signing_passphrase_file: Option<PathBuf>,
+    /// Trusted signing public keys; default: the public half of `signing_key`.
+    #[serde(default)]
+    pub signers: Vec<PathBuf>,
+    /// Also read backups without a signature (made before signing existed).
+    /// Unsafe: anyone who can write to the store can then forge backups.
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 /// `[backup]`: pipeline tuning.
@@ -109,7 +192,7 @@ impl Default for ProfileSettings {
             paths: Vec::new(),
             exclude: Vec::new(),
             on_unreadable: OnUnreadable::Fail,
-            local_copy: Default::default(),
+            local_copy: LocalCopy::None,
             source: None,
             mirror: None,
             store: StoreSettings {
@@ -118,62 +201,15 @@ impl Default for ProfileSettings {
                 swift: None,
             },
             encryption: EncryptionSettings::default(),
-            retention: RetentionSettings {
-                last: 0,
-                hourly: 0,
-                daily: 7,
-                weekly: 4,
-                monthly: 12,
-                yearly: 0,
-                within: None,
-                timezone: "UTC".into(),
-                incomplete_grace: "24h".into(),
-            },
+            retention: KeepPolicy::standard(),
             monitoring: Default::default(),
             backup: TuningSettings {
-                chunk_size: ByteSize(backup_core::pipeline::DEFAULT_CHUNK_SIZE as u64),
-                zstd_level: backup_core::pipeline::DEFAULT_ZSTD_LEVEL,
+                chunk_size: ByteSize(backup_core::DEFAULT_CHUNK_SIZE as u64),
+                zstd_level: backup_core::DEFAULT_ZSTD_LEVEL,
                 parallelism: 0,
-                lease_secs: 600,
+                lease_secs: backup_core::lease::DEFAULT_LEASE_TTL.as_secs(),
             },
         }
-    }
-}
-
-impl RetentionSettings {
-    /// The policy these settings describe.
-    ///
-    /// # Errors
-    /// A message naming the bad key.
-    pub fn policy(&self) -> Result<KeepPolicy, String> {
-        let timezone = self.timezone.parse().map_err(|_| {
-            format!(
-                "[retention] timezone {:?} is not an IANA time zone name (e.g. \"Europe/Paris\")",
-                self.timezone
-            )
-        })?;
-        let within = match &self.within {
-            Some(w) => Some(parse_span(w).map_err(|e| format!("[retention] within: {e}"))?),
-            None => None,
-        };
-        Ok(KeepPolicy {
-            last: self.last,
-            hourly: self.hourly,
-            daily: self.daily,
-            weekly: self.weekly,
-            monthly: self.monthly,
-            yearly: self.yearly,
-            within,
-            timezone,
-        })
-    }
-
-    /// `incomplete_grace` as a duration.
-    ///
-    /// # Errors
-    /// A message naming the key.
-    pub fn grace(&self) -> Result<chrono::Duration, String> {
-        parse_span(&self.incomplete_grace).map_err(|e| format!("[retention] incomplete_grace: {e}"))
     }
 }
 
@@ -231,5 +267,13 @@ mod tests {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn mirror_section_takes_schedule_and_checks_the_rest() {
+        let m: MirrorSection = toml::from_str("schedule = \"15 2 * * *\"\ndatabase = \"t\"\nno_owner = true").unwrap();
+        assert_eq!(m.schedule.as_deref(), Some("15 2 * * *"));
+        assert_eq!(m.config.database.as_deref(), Some("t"));
+        assert!(toml::from_str::<MirrorSection>("databse = \"t\"").is_err());
     }
 }

@@ -1,10 +1,12 @@
-//! Builds stores, keys and sources from a profile's settings.
+//! Builds stores, keys, signers and connections from a profile's settings,
+//! and adds the hints (which key to set, which command to run) that the
+//! neutral library errors leave out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use backup_core::{Decryptor, Encryptor, PgpDecryptor, PgpEncryptor, Store};
+use backup_core::{Decryptor, DynStore, Encryptor, ManifestSigner, PgpDecryptor, PgpEncryptor, Trust, TrustedSigners};
 
 use crate::settings::ProfileSettings;
 use crate::workspace::{Profile, Workspace};
@@ -13,7 +15,7 @@ use crate::workspace::{Profile, Workspace};
 ///
 /// # Errors
 /// Names the URL and what is wrong with it.
-pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result<Arc<dyn Store>> {
+pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result<DynStore> {
     let Some(url) = settings.store.url.as_deref() else {
         bail!("{origin}: [store] url is missing; set e.g. url = \"file:///var/backups/backupapps\" in backupapps.toml");
     };
@@ -56,7 +58,14 @@ pub fn swift_config(settings: &ProfileSettings, origin: &str) -> Result<backup_s
 /// Names the missing or unusable key file.
 pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Encryptor>> {
     let paths: Vec<PathBuf> = settings.encryption.recipients.iter().map(|p| ws.path(p)).collect();
-    Ok(Arc::new(PgpEncryptor::from_files(&paths)?))
+    if paths.is_empty() {
+        bail!(backup_core::Error::config(
+            "[encryption] recipients",
+            "no recipient public key configured: add the path of an armored public key \
+             (from `backupapps keygen` or `gpg --export -a KEYID`)",
+        ));
+    }
+    Ok(Arc::new(PgpEncryptor::from_files(&paths).map_err(key_hint)?))
 }
 
 /// The decryptor for `[encryption] secret_key`, unlocked with the passphrase
@@ -65,15 +74,22 @@ pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn E
 /// # Errors
 /// Names the missing key or passphrase file; a wrong passphrase is said as such.
 pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
-    let Some(secret) = &settings.encryption.secret_key else {
+    let Some(secret) = settings.encryption.secret_key.as_ref().and_then(|k| k.paths().into_iter().next()) else {
         return Err(backup_core::Error::config(
             "[encryption] secret_key",
             "not set: restoring needs the secret key; set secret_key = \"secrets/backup.sec.asc\" (keep it off the backup host when you can)",
         )
         .into());
     };
-    let passphrase = passphrase(ws, settings)?;
-    Ok(Arc::new(PgpDecryptor::from_file(&ws.path(secret), &passphrase)?))
+    let passphrase = passphrase(
+        ws,
+        "BACKUPAPPS_PASSPHRASE",
+        settings.encryption.passphrase_file.as_deref(),
+        "passphrase_file",
+    )?;
+    Ok(Arc::new(
+        PgpDecryptor::from_file(&ws.path(&secret), &passphrase).map_err(key_hint)?,
+    ))
 }
 
 /// Whether a secret key is configured (for `verify`: full or checksums only).
@@ -81,20 +97,68 @@ pub fn has_secret_key(settings: &ProfileSettings) -> bool {
     settings.encryption.secret_key.is_some()
 }
 
-fn passphrase(ws: &Workspace, settings: &ProfileSettings) -> Result<String> {
-    if let Ok(p) = std::env::var("BACKUPAPPS_PASSPHRASE") {
+/// The signer for `[encryption] signing_key`: backing up refuses without one.
+///
+/// # Errors
+/// No signing key configured (saying how to make one), an unreadable key, a
+/// wrong passphrase.
+pub fn signer(ws: &Workspace, settings: &ProfileSettings) -> Result<ManifestSigner> {
+    let Some(key) = &settings.encryption.signing_key else {
+        bail!(backup_core::Error::config(
+            "[encryption] signing_key",
+            "not set: every backup is signed so that no one who can write to the store can forge one; \
+             make a signing key with `backupapps keygen --name backup-signing --signing` and set \
+             signing_key = \"secrets/backup-signing.sec.asc\" in backupapps.toml",
+        ));
+    };
+    let passphrase = passphrase(
+        ws,
+        "BACKUPAPPS_SIGNING_PASSPHRASE",
+        settings.encryption.signing_passphrase_file.as_deref(),
+        "signing_passphrase_file",
+    )?;
+    ManifestSigner::from_file(&ws.path(key), &passphrase)
+        .map_err(key_hint)
+        .context("[encryption] signing_key")
+}
+
+/// Whom to trust: `[encryption] signers`, else the public half of
+/// `signing_key`; unsigned backups only with `allow_unsigned = true`.
+///
+/// # Errors
+/// Unreadable signer keys; neither signers nor a signing key configured.
+pub fn trust(ws: &Workspace, settings: &ProfileSettings) -> Result<Trust> {
+    let e = &settings.encryption;
+    let signers = if !e.signers.is_empty() {
+        let paths: Vec<PathBuf> = e.signers.iter().map(|p| ws.path(p)).collect();
+        TrustedSigners::from_files(&paths)
+            .map_err(key_hint)
+            .context("[encryption] signers")?
+    } else if e.signing_key.is_some() {
+        TrustedSigners::from_keys(vec![signer(ws, settings)?.public_key()])
+    } else if e.allow_unsigned {
+        TrustedSigners::from_keys(Vec::new())
+    } else {
+        bail!(backup_core::Error::config(
+            "[encryption] signers",
+            "not set, and no signing_key to take it from: only signed backups are read; set \
+             signers = [\"secrets/backup-signing.pub.asc\"] (the backing-up host's signing public key)",
+        ));
+    };
+    Ok(Trust::new(signers).allow_unsigned(e.allow_unsigned))
+}
+
+fn passphrase(ws: &Workspace, env: &str, file: Option<&Path>, key: &str) -> Result<String> {
+    if let Ok(p) = std::env::var(env) {
         return Ok(p);
     }
-    match &settings.encryption.passphrase_file {
+    match file {
         Some(file) => {
             let path = ws.path(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 backup_core::Error::config(
-                    "[encryption] passphrase_file",
-                    format!(
-                        "cannot read {} ({e}); create it or set BACKUPAPPS_PASSPHRASE",
-                        path.display()
-                    ),
+                    format!("[encryption] {key}"),
+                    format!("cannot read {} ({e}); create it or set {env}", path.display()),
                 )
             })?;
             // Editors and `echo` add a final newline that is not part of the passphrase.
@@ -104,23 +168,27 @@ fn passphrase(ws: &Workspace, settings: &ProfileSettings) -> Result<String> {
     }
 }
 
-/// The profile's `[source]` as PostgreSQL settings.
-///
-/// # Errors
-/// Names the profile file and the bad key.
-pub fn pg_config(profile: &Profile) -> Result<backup_pg::PgConfig> {
-    let table = profile.settings.source.clone().unwrap_or_default();
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| backup_core::Error::config(format!("{} [source]", profile.file.display()), e.to_string()).into())
+/// Adds what to do to key errors.
+fn key_hint(e: backup_core::Error) -> anyhow::Error {
+    let hint = match &e {
+        backup_core::Error::WrongPassphrase { .. } => {
+            "check the passphrase file, or BACKUPAPPS_PASSPHRASE / BACKUPAPPS_SIGNING_PASSPHRASE"
+        }
+        backup_core::Error::Key { .. } => {
+            "check the path in backupapps.toml; export keys with `gpg --export -a KEYID` (public) or \
+             `gpg --export-secret-keys -a KEYID` (secret)"
+        }
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(hint)
 }
 
 /// The profile's resolved production connection.
 ///
 /// # Errors
-/// As [`pg_config`], plus a missing database or password file.
+/// A missing database or password file, naming the profile file.
 pub fn pg_conn(ws: &Workspace, profile: &Profile) -> Result<(backup_pg::PgConn, backup_pg::PgConfig)> {
-    let config = pg_config(profile)?;
+    let config = profile.settings.source.clone().unwrap_or_default();
     let conn = backup_pg::PgConn::resolve(&config, &ws.home, &format!("{} [source]", profile.file.display()))?;
     Ok((conn, config))
 }
@@ -128,15 +196,17 @@ pub fn pg_conn(ws: &Workspace, profile: &Profile) -> Result<(backup_pg::PgConn, 
 /// The profile's `[mirror]`, if any, with its resolved test connection.
 ///
 /// # Errors
-/// Names the profile file and the bad key.
+/// A missing database or password file, naming the profile file.
 pub fn mirror(ws: &Workspace, profile: &Profile) -> Result<Option<(backup_pg::PgConn, backup_pg::MirrorConfig)>> {
-    let Some(table) = profile.settings.mirror.clone() else {
+    let Some(section) = &profile.settings.mirror else {
         return Ok(None);
     };
     let field = format!("{} [mirror]", profile.file.display());
-    let config: backup_pg::MirrorConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| backup_core::Error::config(field.clone(), e.to_string()))?;
-    let conn = backup_pg::PgConn::resolve(&config.connection(), &ws.home, &field)?;
-    Ok(Some((conn, config)))
+    let conn = backup_pg::PgConn::resolve(&section.config.connection(), &ws.home, &field)?;
+    Ok(Some((conn, section.config.clone())))
+}
+
+/// How long a lease holds without renewal.
+pub fn lease_ttl(profile: &Profile) -> std::time::Duration {
+    std::time::Duration::from_secs(profile.settings.backup.lease_secs.max(4))
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
-use crate::settings::ProfileSettings;
+use crate::settings::{Kind, ProfileSettings};
 
 /// Name of the global configuration file.
 pub const GLOBAL_FILE: &str = "backupapps.toml";
@@ -47,8 +47,18 @@ impl Profile {
     }
 
     /// The validated kind.
-    pub fn kind(&self) -> &str {
-        self.settings.kind.as_deref().unwrap_or_default()
+    pub fn kind(&self) -> Kind {
+        self.settings.kind.unwrap_or(Kind::Files)
+    }
+
+    /// The profile as the library sees it: what its manifests must be bound to.
+    pub fn profile_ref(&self) -> backup_core::ProfileRef {
+        backup_core::ProfileRef::new(&self.app, &self.name, self.dest_prefix()).with_kind(self.kind().name())
+    }
+
+    /// Where this profile's plaintext work files go (`data/<app>/<profile>/`).
+    pub fn data_dir(&self, ws: &Workspace) -> PathBuf {
+        ws.home.join("data").join(&self.app).join(&self.name)
     }
 }
 
@@ -188,8 +198,8 @@ fn profile_files(apps: &Path) -> Result<Vec<(String, PathBuf)>> {
 fn check_profile(profile: &Profile) -> Result<()> {
     let file = profile.file.display();
     let s = &profile.settings;
-    match s.kind.as_deref() {
-        Some("files") => {
+    match s.kind {
+        Some(Kind::Files) => {
             if s.paths.is_empty() {
                 bail!("{file}: kind = \"files\" needs `paths = [\"/folder\", ...]`");
             }
@@ -197,21 +207,7 @@ fn check_profile(profile: &Profile) -> Result<()> {
                 bail!("{file}: [source] and [mirror] are for postgres profiles; a files profile lists `paths`");
             }
         }
-        Some("postgres") => {
-            // Typos in [source] and [mirror] are caught at load, not at 2 a.m.
-            let source = toml::Value::Table(s.source.clone().unwrap_or_default());
-            source
-                .try_into::<backup_pg::PgConfig>()
-                .map_err(|e| anyhow::anyhow!(ConfigError(format!("{file} [source]: {e}"))))?;
-            if let Some(mirror) = &s.mirror {
-                toml::Value::Table(mirror.clone())
-                    .try_into::<backup_pg::MirrorConfig>()
-                    .map_err(|e| anyhow::anyhow!(ConfigError(format!("{file} [mirror]: {e}"))))?;
-            }
-        }
-        Some(other) => {
-            bail!("{file}: kind = {other:?} is not known; use \"files\" or \"postgres\"")
-        }
+        Some(Kind::Postgres) => {}
         None => bail!("{file}: missing `kind = \"files\"` or `kind = \"postgres\"`"),
     }
     match s.dest_prefix.as_deref() {
@@ -224,15 +220,15 @@ fn check_profile(profile: &Profile) -> Result<()> {
             .with_context(|| format!("{file}: dest_prefix {p:?}"))?,
     }
     crate::wiring::swift_config(s, &file.to_string())?;
-    s.retention.policy().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    s.retention.grace().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     Ok(())
 }
 
 /// Figment's message names the key and, for file values, the file; add the
 /// file for the cases it does not (a TOML syntax error names only the line).
 fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
-    let message = e.to_string();
+    // Figment names keys with its profile prefix (`default.retention.dayly`):
+    // users write `[retention] dayly`.
+    let message = e.to_string().replace("default.", "");
     let file = file.display().to_string();
     let hint = "fix it, or compare with apps/templates/";
     if message.contains(&file) {

@@ -16,6 +16,12 @@ pub struct BigBuf {
     len: usize,
 }
 
+impl std::fmt::Debug for BigBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BigBuf").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
 impl BigBuf {
     /// A buffer that holds `capacity` bytes before it has to grow. Nothing is
     /// mapped for a capacity of 0.

@@ -1,34 +1,122 @@
-//! The catalog: what backups a profile has, read from the store alone.
+//! The catalog: what backups a profile has, read from the store alone — and
+//! which of them can be trusted.
+//!
+//! A backup is **trusted** when its `manifest.json.sig` is a valid signature by
+//! one of the [`Trust`]'s signers over the exact bytes of `manifest.json`
+//! (or it is unsigned and the trust allows unsigned backups), and the
+//! manifest is bound to its place ([`Manifest::check_place`]). Everything else
+//! is listed as untrusted with the reason and never used.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::manifest::{is_backup_id, Manifest, MANIFEST_NAME};
-use crate::store::{join_key, ObjectMeta, Store, StoreExt};
+use crate::layout::{is_backup_id, BackupFolder, MARKS_FOLDER, SIGNATURE_NAME};
+use crate::manifest::{rfc3339, Manifest, ProfileRef, MAX_MANIFEST_SIZE};
+use crate::signing::TrustedSigners;
+use crate::store::{DynStore, ObjectMeta, Store, StoreExt};
 
-/// Folder inside a backup for marks added after it was made (verified, restored).
-pub const MARKS_FOLDER: &str = "marks";
+/// Largest mark read: marks are notes, never more than a few hundred bytes.
+const MAX_MARK_SIZE: u64 = 64 * 1024;
 
-/// A complete backup: its manifest and the marks recorded on it since.
+/// Largest signature read.
+const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
+
+/// Manifests read at once while listing: bounds memory to this many
+/// [`MAX_MANIFEST_SIZE`]s.
+const MANIFESTS_IN_FLIGHT: usize = 4;
+
+/// Whom to trust when reading backups.
 #[derive(Debug, Clone)]
+pub struct Trust {
+    signers: TrustedSigners,
+    allow_unsigned: bool,
+}
+
+impl Trust {
+    /// Trust backups signed by `signers` only.
+    pub fn new(signers: TrustedSigners) -> Self {
+        Trust {
+            signers,
+            allow_unsigned: false,
+        }
+    }
+
+    /// Also accept backups without a signature (made before signing existed).
+    /// Unsafe: anyone who can write to the store can then forge backups.
+    #[must_use]
+    pub fn allow_unsigned(mut self, allow: bool) -> Self {
+        self.allow_unsigned = allow;
+        self
+    }
+
+    /// The trusted signers.
+    pub fn signers(&self) -> &TrustedSigners {
+        &self.signers
+    }
+}
+
+/// How a trusted backup earned the trust.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "signer")]
+#[non_exhaustive]
+pub enum Signed {
+    /// Signed by this trusted key (fingerprint).
+    By(String),
+    /// Not signed; accepted because unsigned backups are allowed.
+    Unsigned,
+}
+
+/// A trusted backup: its manifest and the marks recorded on it since.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CatalogEntry {
-    /// The manifest.
+    /// The manifest (signature checked, bound to its place).
     pub manifest: Manifest,
-    /// Mark name (`verified`, `restored`) → what was recorded.
+    /// Who signed it.
+    pub signed: Signed,
+    /// Mark name (`verified`, `restored`) → what was recorded. Marks are notes
+    /// written after the fact and are not signed: shown, never relied on.
     pub marks: BTreeMap<String, Value>,
     /// Every object of the backup, manifest and marks included.
     pub objects: Vec<ObjectMeta>,
+    folder: BackupFolder,
+}
+
+impl CatalogEntry {
+    /// The backup's folder in the store (the one its manifest was found in).
+    pub fn folder(&self) -> &BackupFolder {
+        &self.folder
+    }
+}
+
+/// A backup folder with a manifest that is not trusted, with the reason.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UntrustedBackup {
+    /// The folder name.
+    pub id: String,
+    /// Why it is not trusted.
+    pub reason: String,
+    /// The manifest, when it could be parsed (for display only).
+    pub manifest: Option<Manifest>,
+    /// True when a trusted signer signed exactly these manifest bytes, for this
+    /// folder and profile (a genuine backup refused for another reason, e.g.
+    /// dated in the future): prune never removes those.
+    pub genuine: bool,
+    /// Its objects.
+    pub objects: Vec<ObjectMeta>,
+    /// When the newest of its objects was written.
+    pub last_modified: DateTime<Utc>,
 }
 
 /// A backup folder without a manifest: a run that failed, was killed, or is
 /// still going.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct IncompleteBackup {
     /// The backup id (folder name).
     pub id: String,
@@ -40,45 +128,128 @@ pub struct IncompleteBackup {
 
 /// Everything under one profile's prefix.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Listing {
-    /// Complete backups, oldest first.
-    pub complete: Vec<CatalogEntry>,
-    /// Backups without a manifest, oldest first.
+    /// The profile listed (`app/profile`).
+    pub target: String,
+    /// Trusted backups, oldest first.
+    pub trusted: Vec<CatalogEntry>,
+    /// Folders with a manifest that is not trusted, by id.
+    pub untrusted: Vec<UntrustedBackup>,
+    /// Folders without a manifest, by id.
     pub incomplete: Vec<IncompleteBackup>,
-    /// Backups whose manifest cannot be read, with the reason. Never removed
-    /// automatically: an operator looks at them.
-    pub damaged: Vec<(String, Error)>,
+}
+
+/// Which backup to pick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pick<'a> {
+    /// The newest trusted backup; refused when a newer folder is untrusted.
+    #[default]
+    Newest,
+    /// The backup with this id, or the only one starting with it.
+    Id(&'a str),
+    /// The newest trusted backup at or before this time.
+    At(DateTime<Utc>),
 }
 
 impl Listing {
-    /// The newest complete backup.
+    /// The newest trusted backup.
     pub fn newest(&self) -> Option<&CatalogEntry> {
-        self.complete.last()
+        self.trusted.last()
+    }
+
+    /// Untrusted folders newer than the newest trusted backup: what a reader
+    /// must not silently skip.
+    pub fn untrusted_newer(&self) -> Vec<&UntrustedBackup> {
+        let newest = self.newest().map(|e| e.manifest.id.as_str()).unwrap_or("");
+        self.untrusted.iter().filter(|u| u.id.as_str() > newest).collect()
+    }
+
+    /// Finds a trusted backup.
+    ///
+    /// # Errors
+    /// [`Error::Untrusted`] when the backup asked for (by id, or the newest
+    /// folder for [`Pick::Newest`]) is not trusted; [`Error::NoBackup`] when
+    /// nothing matches or an id prefix is ambiguous.
+    pub fn pick(&self, pick: Pick<'_>) -> Result<&CatalogEntry> {
+        let no = |what: String| Error::NoBackup {
+            target: self.target.clone(),
+            what,
+        };
+        match pick {
+            Pick::Newest => {
+                if let Some(u) = self.untrusted_newer().last() {
+                    return Err(Error::Untrusted {
+                        id: u.id.clone(),
+                        reason: format!("{} (it is the newest backup folder)", u.reason),
+                    });
+                }
+                self.newest().ok_or_else(|| no("no trusted backup yet".into()))
+            }
+            Pick::Id(id) => {
+                if let Some(u) = self.untrusted.iter().find(|u| u.id == id) {
+                    return Err(Error::Untrusted {
+                        id: u.id.clone(),
+                        reason: u.reason.clone(),
+                    });
+                }
+                let found: Vec<&CatalogEntry> = self
+                    .trusted
+                    .iter()
+                    .filter(|e| e.manifest.id.starts_with(id) && !id.is_empty())
+                    .collect();
+                match found.as_slice() {
+                    [one] => Ok(one),
+                    [] => Err(no(format!("no trusted backup with id {id}"))),
+                    many => Err(no(format!(
+                        "id prefix {id} matches {} backups: {}",
+                        many.len(),
+                        many.iter().map(|e| e.manifest.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            }
+            Pick::At(at) => self
+                .trusted
+                .iter()
+                .rev()
+                .find(|e| e.manifest.time <= at)
+                .ok_or_else(|| no(format!("no trusted backup at or before {}", rfc3339(at)))),
+        }
     }
 }
 
-/// Lists the backups of one profile.
+/// Lists the backups of one profile and sorts them into trusted, untrusted
+/// and incomplete. Reads at most [`MAX_MANIFEST_SIZE`] per manifest, a few at
+/// a time.
 ///
 /// # Errors
 /// The store's error when it cannot be listed.
-pub async fn list_backups(store: &Arc<dyn Store>, dest_prefix: &str) -> Result<Listing> {
+pub async fn list_backups(store: &DynStore, profile: &ProfileRef, trust: &Trust) -> Result<Listing> {
+    let prefix = profile.dest_prefix.trim_matches('/');
     let mut folders: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
-    for object in store.list(dest_prefix).await? {
-        let rest = object.key[dest_prefix.trim_matches('/').len()..].trim_start_matches('/');
+    for object in store.list(prefix).await? {
+        let Some(rest) = object.key.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else {
+            continue;
+        };
         if let Some((id, _)) = rest.split_once('/') {
             if is_backup_id(id) {
                 folders.entry(id.to_owned()).or_default().push(object);
             }
         }
     }
-    let mut listing = Listing::default();
+    let mut listing = Listing {
+        target: profile.target(),
+        ..Listing::default()
+    };
     let mut with_manifest = Vec::new();
     for (id, objects) in folders {
-        let manifest_key = join_key([dest_prefix, id.as_str(), MANIFEST_NAME]);
-        if objects.iter().any(|o| o.key == manifest_key) {
-            with_manifest.push((id, manifest_key, objects));
+        let Ok(folder) = BackupFolder::new(prefix, &id) else {
+            continue;
+        };
+        let last_modified = objects.iter().map(|o| o.modified).max().unwrap_or_default();
+        if objects.iter().any(|o| o.key == folder.manifest_key()) {
+            with_manifest.push((folder, objects, last_modified));
         } else {
-            let last_modified = objects.iter().map(|o| o.modified).max().unwrap_or_default();
             listing.incomplete.push(IncompleteBackup {
                 id,
                 objects,
@@ -86,45 +257,123 @@ pub async fn list_backups(store: &Arc<dyn Store>, dest_prefix: &str) -> Result<L
             });
         }
     }
+    let now = Utc::now();
     let read: Vec<_> = stream::iter(with_manifest)
-        .map(|(id, manifest_key, objects)| async move {
-            let parsed = read_entry(&**store, &manifest_key, objects).await;
-            (id, parsed)
+        .map(|(folder, objects, last_modified)| async move {
+            let judged = judge(&**store, &folder, profile, trust, now).await;
+            (folder, objects, last_modified, judged)
         })
-        .buffered(8)
+        .buffered(MANIFESTS_IN_FLIGHT)
         .collect()
         .await;
-    for (id, parsed) in read {
-        match parsed {
-            Ok(entry) => listing.complete.push(entry),
-            Err(e) => listing.damaged.push((id, e)),
+    for (folder, objects, last_modified, judged) in read {
+        match judged {
+            Judged::Trusted(manifest, signed) => {
+                let marks = read_marks(&**store, &folder, &objects).await;
+                listing.trusted.push(CatalogEntry {
+                    manifest: *manifest,
+                    signed,
+                    marks,
+                    objects,
+                    folder,
+                });
+            }
+            Judged::Untrusted {
+                reason,
+                manifest,
+                genuine,
+            } => listing.untrusted.push(UntrustedBackup {
+                id: folder.id().to_owned(),
+                reason,
+                manifest: manifest.map(|m| *m),
+                genuine,
+                objects,
+                last_modified,
+            }),
+            Judged::Failed(e) => return Err(e),
         }
     }
     listing
-        .complete
+        .trusted
         .sort_by(|a, b| (a.manifest.time, &a.manifest.id).cmp(&(b.manifest.time, &b.manifest.id)));
     Ok(listing)
 }
 
-async fn read_entry(store: &dyn Store, manifest_key: &str, objects: Vec<ObjectMeta>) -> Result<CatalogEntry> {
-    let manifest = Manifest::from_json(manifest_key, &store.get_bytes(manifest_key).await?)?;
+enum Judged {
+    Trusted(Box<Manifest>, Signed),
+    Untrusted {
+        reason: String,
+        manifest: Option<Box<Manifest>>,
+        genuine: bool,
+    },
+    /// The store failed: the listing as a whole fails rather than calling a
+    /// good backup untrusted.
+    Failed(Error),
+}
+
+async fn judge(store: &dyn Store, folder: &BackupFolder, profile: &ProfileRef, trust: &Trust, now: DateTime<Utc>) -> Judged {
+    let untrusted = |reason: String, manifest: Option<Manifest>, genuine: bool| Judged::Untrusted {
+        reason,
+        manifest: manifest.map(Box::new),
+        genuine,
+    };
+    let bytes = match store.get_bytes(&folder.manifest_key(), MAX_MANIFEST_SIZE).await {
+        Ok(bytes) => bytes,
+        Err(Error::Format { reason, .. }) => return untrusted(format!("damaged: {reason}"), None, false),
+        Err(Error::NotFound { .. }) => return untrusted("damaged: its manifest vanished".into(), None, false),
+        Err(e) => return Judged::Failed(e),
+    };
+    let signature = match store.get_bytes(&folder.signature_key(), MAX_SIGNATURE_SIZE).await {
+        Ok(sig) => Some(sig),
+        Err(Error::NotFound { .. }) => None,
+        Err(Error::Format { reason, .. }) => return untrusted(format!("{SIGNATURE_NAME}: {reason}"), None, false),
+        Err(e) => return Judged::Failed(e),
+    };
+    let manifest = match Manifest::from_json(&folder.manifest_key(), &bytes) {
+        Ok(m) => m,
+        Err(e) => return untrusted(format!("damaged: {e}"), None, false),
+    };
+    let signed = match &signature {
+        Some(sig) => match trust.signers.verify(&bytes, sig) {
+            Ok(signer) => Signed::By(signer),
+            Err(e) => return untrusted(format!("{SIGNATURE_NAME}: {e}"), Some(manifest), false),
+        },
+        None if trust.allow_unsigned => Signed::Unsigned,
+        None => {
+            return untrusted(
+                format!("unsigned (no {SIGNATURE_NAME}) and unsigned backups are not allowed"),
+                Some(manifest),
+                false,
+            )
+        }
+    };
+    if let Err(reason) = manifest.check_place(folder.id(), profile, now) {
+        let genuine = matches!(signed, Signed::By(_))
+            && manifest.id == folder.id()
+            && manifest.dest_prefix.trim_matches('/') == profile.dest_prefix.trim_matches('/')
+            && manifest.app == profile.app
+            && manifest.profile == profile.profile;
+        return untrusted(reason, Some(manifest), genuine);
+    }
+    Judged::Trusted(Box::new(manifest), signed)
+}
+
+async fn read_marks(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectMeta]) -> BTreeMap<String, Value> {
+    let prefix = format!("{}/{MARKS_FOLDER}/", folder.key());
     let mut marks = BTreeMap::new();
-    let marks_prefix = format!(
-        "{}/{MARKS_FOLDER}/",
-        manifest_key.trim_end_matches(MANIFEST_NAME).trim_end_matches('/')
-    );
-    for object in objects.iter().filter(|o| o.key.starts_with(&marks_prefix)) {
-        let name = object.key[marks_prefix.len()..].trim_end_matches(".json").to_owned();
-        // A damaged mark must not hide the backup: it is only a note.
-        if let Ok(value) = serde_json::from_slice(&store.get_bytes(&object.key).await?) {
-            marks.insert(name, value);
+    for object in objects.iter().filter(|o| o.key.starts_with(&prefix)) {
+        let name = object.key[prefix.len()..].trim_end_matches(".json");
+        if crate::layout::check_stream_name(name).is_err() {
+            continue;
+        }
+        // A damaged or oversized mark must not hide the backup: it is only a note.
+        if let Ok(bytes) = store.get_bytes(&object.key, MAX_MARK_SIZE).await {
+            if let Ok(value) = serde_json::from_slice(&bytes) {
+                marks.insert(name.to_owned(), value);
+            }
         }
     }
-    Ok(CatalogEntry {
-        manifest,
-        marks,
-        objects,
-    })
+    marks
 }
 
 /// Records a mark (`verified`, `restored`) on a backup, replacing an older one
@@ -132,58 +381,29 @@ async fn read_entry(store: &dyn Store, manifest_key: &str, objects: Vec<ObjectMe
 ///
 /// # Errors
 /// The store's error.
-pub async fn write_mark(store: &dyn Store, manifest: &Manifest, name: &str, value: &Value) -> Result<()> {
-    let key = join_key([
-        manifest.dest_prefix.as_str(),
-        manifest.id.as_str(),
-        MARKS_FOLDER,
-        &format!("{name}.json"),
-    ]);
-    store
-        .put(&key, Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()))
-        .await
+pub async fn write_mark(store: &dyn Store, folder: &BackupFolder, name: &str, value: &Value) -> Result<()> {
+    crate::layout::check_stream_name(name).map_err(|reason| Error::config("mark name", reason))?;
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    store.put(&folder.mark_key(name), bytes::Bytes::from(body)).await
 }
 
-/// Removes a backup: its manifest first, so that a removal cut short leaves an
-/// incomplete backup (never listed, cleaned later), never a listed backup with
-/// missing chunks.
+/// Removes a backup folder: its manifest first, so that a removal cut short
+/// leaves an incomplete backup (never listed, cleaned later), never a listed
+/// backup with missing chunks. Only `objects` inside the folder are touched.
 ///
 /// # Errors
 /// The store's error; what was not removed is removed by a later prune.
-pub async fn remove_backup(store: &dyn Store, dest_prefix: &str, id: &str, objects: &[ObjectMeta]) -> Result<()> {
-    let manifest_key = join_key([dest_prefix, id, MANIFEST_NAME]);
-    store.delete(&manifest_key).await?;
-    stream::iter(objects.iter().filter(|o| o.key != manifest_key))
+pub async fn remove_backup(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectMeta]) -> Result<()> {
+    let inside = format!("{}/", folder.key());
+    store.delete(&folder.manifest_key()).await?;
+    let rest: Vec<&ObjectMeta> = objects
+        .iter()
+        .filter(|o| o.key.starts_with(&inside) && o.key != folder.manifest_key())
+        .collect();
+    let results: Vec<Result<()>> = stream::iter(rest)
         .map(|o| store.delete(&o.key))
         .buffer_unordered(8)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-/// Finds a backup by id, or the newest at or before `at`, or the newest.
-///
-/// # Errors
-/// [`Error::NotFound`] naming what was looked for.
-pub fn select<'a>(
-    listing: &'a Listing,
-    target: &str,
-    id: Option<&str>,
-    at: Option<DateTime<Utc>>,
-) -> Result<&'a CatalogEntry> {
-    let found = match (id, at) {
-        (Some(id), _) => listing.complete.iter().find(|e| e.manifest.id == id),
-        (None, Some(at)) => listing.complete.iter().rev().find(|e| e.manifest.time <= at),
-        (None, None) => listing.newest(),
-    };
-    found.ok_or_else(|| Error::NoBackup {
-        target: target.to_owned(),
-        what: match (id, at) {
-            (Some(id), _) => format!("no complete backup with id {id}; run `backupapps list {target}` to see the ids"),
-            (None, Some(at)) => format!("no complete backup at or before {}", crate::manifest::rfc3339(at)),
-            (None, None) => {
-                format!("no complete backup yet; run `backupapps backup {target}` first")
-            }
-        },
-    })
+        .collect()
+        .await;
+    results.into_iter().collect()
 }

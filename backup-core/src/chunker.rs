@@ -10,7 +10,7 @@ use crate::store::ByteStream;
 /// Re-cuts `input` into pieces of exactly `chunk_size` bytes (the last may be
 /// shorter). An empty input gives one empty piece, so every stream has a chunk.
 /// Holds at most one piece plus one input item in memory.
-pub fn rechunk(input: ByteStream, chunk_size: usize) -> BoxStream<'static, Result<Bytes>> {
+pub(crate) fn rechunk(input: ByteStream, chunk_size: usize) -> BoxStream<'static, Result<Bytes>> {
     assert!(chunk_size > 0, "chunk size must be positive");
     let state = State {
         input,
@@ -84,7 +84,7 @@ fn empty() -> BigBuf {
 }
 
 fn memory_error(e: std::io::Error) -> Error {
-    Error::source(
+    Error::source_failed(
         "chunk buffer",
         format!("cannot allocate memory for a chunk: {e}; lower [backup] chunk_size"),
     )
@@ -130,7 +130,7 @@ mod tests {
     async fn an_error_ends_the_stream() {
         let items: Vec<Result<Bytes>> = vec![
             Ok(Bytes::from_static(b"ab")),
-            Err(crate::Error::source("t", "boom")),
+            Err(crate::Error::source_failed("t", "boom")),
             Ok(Bytes::from_static(b"cd")),
         ];
         let out: Vec<Result<Bytes>> = rechunk(stream::iter(items).boxed(), 4).collect().await;

@@ -8,7 +8,7 @@ use crate::error::Result;
 ///
 /// Synchronous by design: the pipeline runs it on a blocking thread, one chunk
 /// per core. Backing up needs only an `Encryptor`, built from public keys.
-pub trait Encryptor: Send + Sync {
+pub trait Encryptor: Send + Sync + std::fmt::Debug {
     /// Reads `input` to its end and writes one sealed message to `output`.
     ///
     /// # Errors
@@ -20,7 +20,7 @@ pub trait Encryptor: Send + Sync {
 }
 
 /// Opens chunks sealed by an [`Encryptor`]; needs the secret key.
-pub trait Decryptor: Send + Sync {
+pub trait Decryptor: Send + Sync + std::fmt::Debug {
     /// Authenticates and opens one whole message into `out`. What is written to
     /// `out` may be used only when this returns `Ok`: the authentication (for
     /// OpenPGP, the MDC) completes at the end of the message.

@@ -58,6 +58,18 @@ impl Store for MemoryStore {
         Ok(Box::pin(stream::once(async move { Ok(data) })))
     }
 
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        self.objects()
+            .get(key)
+            .map(|(data, modified)| ObjectMeta {
+                key: key.to_owned(),
+                size: data.len() as u64,
+                modified: *modified,
+            })
+            .ok_or_else(|| Error::NotFound { key: key.to_owned() })
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let folder = if prefix.is_empty() {
             String::new()

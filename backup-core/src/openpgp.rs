@@ -227,11 +227,12 @@ impl Decryptor for PgpDecryptor {
             ..Default::default()
         };
         let (mut msg, _) = msg.decrypt_the_ring(ring, true).map_err(|e| match e {
-            pgp::errors::Error::MissingKey => crypto(format!(
-                "the chunk is not encrypted to key {}; use the secret key of one of the \
-                     manifest's recipients",
-                self.fingerprint
-            )),
+            // The caller knows which chunk and which recipients: it fills them in.
+            pgp::errors::Error::MissingKey => Error::WrongKey {
+                key: String::new(),
+                recipients: Vec::new(),
+                have: vec![self.fingerprint.clone()],
+            },
             other => crypto(other.to_string()),
         })?;
         // Messages sealed by gpg carry a compression packet; ours do not.
@@ -245,6 +246,7 @@ impl Decryptor for PgpDecryptor {
 }
 
 /// A freshly generated key pair, armored.
+#[non_exhaustive]
 pub struct GeneratedKey {
     /// `gpg --import`-able public key.
     pub public_armored: String,
@@ -252,6 +254,14 @@ pub struct GeneratedKey {
     pub secret_armored: String,
     /// Upper-case hex fingerprint.
     pub fingerprint: String,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Generates an Ed25519Legacy signing primary with a Cv25519Legacy encryption

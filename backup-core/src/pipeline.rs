@@ -14,9 +14,11 @@ use crate::bigbuf::BigBuf;
 use crate::chunker::rechunk;
 use crate::encrypt::Encryptor;
 use crate::error::{Error, Result};
-use crate::manifest::{chunk_name, new_backup_id, ChunkRecord, Manifest, FORMAT_VERSION, MANIFEST_NAME};
+use crate::layout::{check_stream_name, BackupFolder};
+use crate::manifest::{chunk_name, new_backup_id, ChunkRecord, Manifest, FORMAT_VERSION, MAX_CHUNK_SIZE};
+use crate::signing::ManifestSigner;
 use crate::source::Source;
-use crate::store::{join_key, validate_key, Store};
+use crate::store::{validate_key, DynStore};
 
 /// Default plaintext bytes per chunk: 16 MiB keeps memory at a few chunks in
 /// flight per core while objects stay far from any store's size limit.
@@ -27,6 +29,7 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// What to back up where, besides the source itself.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BackupOptions {
     /// Application name.
     pub app: String,
@@ -60,6 +63,43 @@ impl BackupOptions {
             progress: None,
         }
     }
+
+    /// The time the backup stands for, instead of now.
+    #[must_use]
+    pub fn with_time(mut self, time: DateTime<Utc>) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// Plaintext bytes per chunk.
+    #[must_use]
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// zstd level (1–19).
+    #[must_use]
+    pub fn with_zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+
+    /// Chunks in flight at once (0 keeps the default: one per core).
+    #[must_use]
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        if parallelism > 0 {
+            self.parallelism = parallelism;
+        }
+        self
+    }
+
+    /// A counter of plaintext bytes stored, for progress displays.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<AtomicU64>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
 }
 
 /// One worker per core.
@@ -69,31 +109,54 @@ pub fn default_parallelism() -> usize {
 
 /// Runs one backup and returns its manifest.
 ///
-/// Chunks are stored as they are sealed; the manifest goes last, so a run that
+/// Chunks are stored as they are sealed; then the signature over the
+/// manifest's bytes, then the manifest itself — the commit point. A run that
 /// fails or is killed leaves only an incomplete backup, which is never listed
 /// and is removed by prune after a grace period. On failure this also removes
 /// what it stored, as far as it can.
 ///
+/// ```
+/// # use std::sync::Arc;
+/// # use backup_core::{testing::BytesSource, *};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store: DynStore = Arc::new(MemoryStore::new());
+/// let key = generate_key("Backups <ops@example.org>", None)?;
+/// let signing = generate_signing_key("Backup host <ops@example.org>", None)?;
+/// let encryptor = Arc::new(PgpEncryptor::from_armored([(std::path::Path::new("k"), key.public.as_bytes())])?);
+/// let signer = ManifestSigner::from_bytes(std::path::Path::new("s"), signing.secret.as_bytes(), "")?;
+/// let source = BytesSource::new(b"hello".to_vec());
+/// let options = BackupOptions::new("app", "files", "app/files");
+/// let manifest = run_backup(&store, &source, encryptor, &signer, &options).await?;
+/// assert_eq!(manifest.plaintext_size, 5);
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
-/// The source's error when it cannot be read completely, [`Error::Crypto`] or
-/// the store's error; in every case no manifest is written.
+/// [`Error::Config`] for a bad prefix, chunk size or stream name; the
+/// source's error when it cannot be read completely; [`Error::Compression`],
+/// [`Error::Crypto`] or the store's error. In every case no manifest is written.
 pub async fn run_backup(
-    store: Arc<dyn Store>,
+    store: &DynStore,
     source: &dyn Source,
     encryptor: Arc<dyn Encryptor>,
+    signer: &ManifestSigner,
     options: &BackupOptions,
 ) -> Result<Manifest> {
     validate_key(&options.dest_prefix)?;
-    if options.chunk_size == 0 {
-        return Err(Error::config("chunk_size", "must be at least 1 byte"));
+    if options.chunk_size == 0 || options.chunk_size as u64 > MAX_CHUNK_SIZE {
+        return Err(Error::config(
+            "chunk_size",
+            format!("must be between 1 byte and {MAX_CHUNK_SIZE} bytes"),
+        ));
     }
     let started_at = Utc::now();
     let time = options.time.unwrap_or(started_at);
     let id = new_backup_id(time);
-    let folder = join_key([options.dest_prefix.as_str(), id.as_str()]);
+    let backup_folder = BackupFolder::new(&options.dest_prefix, &id)?;
+    let folder = backup_folder.key();
     tracing::debug!(target = %format!("{}/{}", options.app, options.profile), %id, "backup started");
 
-    match store_chunks(&store, source, &encryptor, options, &folder).await {
+    match store_chunks(store, source, &encryptor, options, &backup_folder).await {
         Ok((chunks, details)) => {
             let manifest = Manifest {
                 format_version: FORMAT_VERSION,
@@ -115,30 +178,45 @@ pub async fn run_backup(
                 tool_version: format!("backupapps {}", env!("CARGO_PKG_VERSION")),
                 source: details,
             };
-            let key = join_key([folder.as_str(), MANIFEST_NAME]);
-            match store.put(&key, Bytes::from(manifest.to_json())).await {
+            match commit(store, &backup_folder, &manifest, signer).await {
                 Ok(()) => Ok(manifest),
                 Err(e) => {
-                    remove_folder(&store, &folder).await;
+                    remove_folder(store, &folder).await;
                     Err(e)
                 }
             }
         }
         Err(e) => {
-            remove_folder(&store, &folder).await;
+            remove_folder(store, &folder).await;
             Err(e)
         }
     }
 }
 
+/// Signs the manifest's exact bytes, stores the signature, then the manifest.
+async fn commit(store: &DynStore, folder: &BackupFolder, manifest: &Manifest, signer: &ManifestSigner) -> Result<()> {
+    let bytes = manifest.to_json();
+    let signature = signer.sign(&bytes)?;
+    store.put(&folder.signature_key(), Bytes::from(signature)).await?;
+    store.put(&folder.manifest_key(), Bytes::from(bytes)).await
+}
+
 async fn store_chunks(
-    store: &Arc<dyn Store>,
+    store: &DynStore,
     source: &dyn Source,
     encryptor: &Arc<dyn Encryptor>,
     options: &BackupOptions,
-    folder: &str,
+    folder: &BackupFolder,
 ) -> Result<(Vec<ChunkRecord>, serde_json::Map<String, serde_json::Value>)> {
     let output = source.open().await?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in &output.streams {
+        check_stream_name(name).map_err(|reason| Error::config("source stream", reason))?;
+        if seen.contains(&name.as_str()) {
+            return Err(Error::config("source stream", format!("stream {name:?} is given twice")));
+        }
+        seen.push(name);
+    }
     let mut records = Vec::new();
     for (stream_name, data) in output.streams {
         let sealed = rechunk(data, options.chunk_size)
@@ -147,19 +225,18 @@ async fn store_chunks(
                 let store = Arc::clone(store);
                 let encryptor = Arc::clone(encryptor);
                 let name = chunk_name(&stream_name, index);
-                let key = join_key([folder, name.as_str()]);
+                let key = folder.chunk_key(&name);
                 let stream = stream_name.clone();
                 let level = options.zstd_level;
                 let progress = options.progress.clone();
                 async move {
+                    let key = key?;
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
-                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&plain, level, &*encryptor))
+                    let label = key.clone();
+                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&label, &plain, level, &*encryptor))
                         .await
-                        .map_err(|e| Error::Crypto {
-                            operation: "encrypt",
-                            reason: format!("worker failed: {e}"),
-                        })??;
+                        .map_err(|e| Error::worker("chunk encryption", e))??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
                     if let Some(progress) = progress {
@@ -184,20 +261,16 @@ async fn store_chunks(
 
 /// Compresses one chunk into a single zstd frame, encrypts it, and hashes the
 /// stored bytes.
-///
-/// # Errors
-/// [`Error::Crypto`] from the encryptor.
-pub fn seal(plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<(Bytes, String)> {
-    let mut compressed = zstd::stream::read::Encoder::new(plain, zstd_level).map_err(|e| Error::Crypto {
-        operation: "encrypt",
-        reason: format!("zstd: {e}"),
+pub(crate) fn seal(key: &str, plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<(Bytes, String)> {
+    let mut compressed = zstd::stream::read::Encoder::new(plain, zstd_level).map_err(|source| Error::Compression {
+        operation: "compress",
+        key: key.to_owned(),
+        source,
     })?;
     // Room for an incompressible chunk plus zstd and OpenPGP framing, so the
     // buffer never doubles (and copies) on the way.
-    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096).map_err(|e| Error::Crypto {
-        operation: "encrypt",
-        reason: format!("cannot allocate memory for a chunk: {e}"),
-    })?;
+    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096)
+        .map_err(|e| Error::resources(format!("buffer for {key}"), e))?;
     encryptor.encrypt(&mut compressed as &mut dyn Read, &mut sealed)?;
     let sealed = sealed.freeze();
     let sha256 = hex::encode(Sha256::digest(&sealed));
@@ -205,7 +278,7 @@ pub fn seal(plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<
 }
 
 /// Best-effort removal of a failed run's objects; prune removes whatever stays.
-async fn remove_folder(store: &Arc<dyn Store>, folder: &str) {
+async fn remove_folder(store: &DynStore, folder: &str) {
     match store.list(folder).await {
         Ok(objects) => {
             for object in objects {

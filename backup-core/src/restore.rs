@@ -1,62 +1,156 @@
-//! The restore pipeline: each chunk is checked against the manifest and
-//! authenticated before any of its plaintext is handed on.
+//! The restore pipeline: each chunk is checked against the (trusted) manifest
+//! and authenticated before any of its plaintext is handed on.
 
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-
-use std::io::Write;
-
-use futures::TryStreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::bigbuf::BigBuf;
+use crate::catalog::CatalogEntry;
 use crate::encrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkRecord, Manifest};
-use crate::store::{join_key, ByteStream, Store};
+use crate::store::{ByteStream, DynStore, Store};
 
-/// Streams the plaintext of `stream` (usually `data`) of a backup, in order.
+/// The stream every source stores first (a files backup's tar archive, a
+/// PostgreSQL backup's dump).
+pub const DATA_STREAM: &str = "data";
+
+/// Streams the plaintext of stream `stream_name` of a trusted backup, in order.
 ///
-/// Up to `parallelism` chunks are fetched and decrypted ahead. A chunk whose
-/// size or SHA-256 differs from the manifest, or whose OpenPGP MDC fails, ends
-/// the stream with [`Error::Integrity`] naming the object — before any of that
-/// chunk's bytes are yielded.
+/// Up to `parallelism` chunks are fetched and decrypted ahead, so memory is
+/// bounded by that many chunks. A chunk whose size or SHA-256 differs from the
+/// manifest, whose OpenPGP MDC fails, or that decompresses to more than its
+/// recorded size, ends the stream with [`Error::Integrity`] naming the object —
+/// before any of that chunk's bytes are yielded. Needs a tokio runtime.
+///
+/// # Errors
+/// [`Error::UnknownStream`] when the backup has no such stream.
 pub fn restore_stream(
-    store: Arc<dyn Store>,
+    store: &DynStore,
     decryptor: Arc<dyn Decryptor>,
-    manifest: &Manifest,
+    entry: &CatalogEntry,
     stream_name: &str,
     parallelism: usize,
-) -> ByteStream {
-    let folder = join_key([manifest.dest_prefix.as_str(), manifest.id.as_str()]);
-    let chunks: Vec<ChunkRecord> = manifest.stream_chunks(stream_name).cloned().collect();
-    stream::iter(chunks)
-        .map(move |chunk| {
+) -> Result<ByteStream> {
+    let m = &entry.manifest;
+    if !m.has_stream(stream_name) {
+        return Err(Error::UnknownStream {
+            id: m.id.clone(),
+            stream: stream_name.to_owned(),
+            available: m.streams(),
+        });
+    }
+    let mut work = Vec::new();
+    for chunk in m.stream_chunks(stream_name) {
+        work.push((entry.folder().chunk_key(&chunk.name)?, chunk.clone()));
+    }
+    let store = Arc::clone(store);
+    let recipients = m.recipients.clone();
+    Ok(stream::iter(work)
+        .map(move |(key, chunk)| {
             let store = Arc::clone(&store);
             let decryptor = Arc::clone(&decryptor);
-            let key = join_key([folder.as_str(), chunk.name.as_str()]);
+            let recipients = recipients.clone();
             async move {
                 let sealed = fetch_checked(&*store, &key, &chunk).await?;
-                tokio::task::spawn_blocking(move || open_chunk(&key, &sealed, &chunk, &*decryptor))
+                tokio::task::spawn_blocking(move || open_chunk(&key, &sealed, &chunk, &*decryptor, &recipients))
                     .await
-                    .map_err(|e| Error::Crypto {
-                        operation: "decrypt",
-                        reason: format!("worker failed: {e}"),
-                    })?
+                    .map_err(|e| Error::worker("chunk decryption", e))?
             }
         })
         .buffered(parallelism.max(1))
-        .boxed()
+        .boxed())
+}
+
+/// Writes the plaintext of one stream of a trusted backup to `out` and
+/// returns the number of bytes written.
+///
+/// # Errors
+/// As [`restore_stream`], plus `out`'s error as [`Error::Io`] labelled `label`.
+pub async fn restore_to_writer<W: AsyncWrite + Unpin + Send>(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    stream_name: &str,
+    out: &mut W,
+    label: &Path,
+) -> Result<u64> {
+    let mut stream = restore_stream(store, decryptor, entry, stream_name, crate::pipeline::default_parallelism())?;
+    let mut written = 0u64;
+    while let Some(piece) = stream.try_next().await? {
+        out.write_all(&piece).await.map_err(|e| Error::io(label, e))?;
+        written += piece.len() as u64;
+    }
+    out.flush().await.map_err(|e| Error::io(label, e))?;
+    Ok(written)
+}
+
+/// Writes one stream of a trusted backup into the new file `path`: first as
+/// `path.partial` (created new, readable by its owner only — it is
+/// plaintext), renamed onto `path` when complete. `durable` syncs it to disk
+/// first (for files kept, not for a dump about to be restored and deleted).
+/// An existing `path` is never replaced.
+///
+/// # Errors
+/// [`Error::Target`] when `path` exists; as [`restore_to_writer`] otherwise.
+/// Nothing is left at `path` or `path.partial` on error.
+pub async fn restore_to_file(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    stream_name: &str,
+    path: &Path,
+    durable: bool,
+) -> Result<u64> {
+    if tokio::fs::symlink_metadata(path).await.is_ok() {
+        return Err(Error::Target {
+            path: path.to_owned(),
+            reason: "exists already".into(),
+        });
+    }
+    let partial = partial_path(path);
+    let mut file = create_private(&partial).await?;
+    let result = async {
+        let n = restore_to_writer(store, decryptor, entry, stream_name, &mut file, &partial).await?;
+        if durable {
+            file.sync_all().await.map_err(|e| Error::io(&partial, e))?;
+        }
+        drop(file);
+        tokio::fs::rename(&partial, path).await.map_err(|e| Error::io(path, e))?;
+        Ok(n)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    result
+}
+
+/// `x.partial` beside `x`.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// Creates a new file readable and writable by its owner only.
+async fn create_private(path: &Path) -> Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    options.open(path).await.map_err(|e| Error::io(path, e))
 }
 
 /// Downloads one chunk and checks its size and SHA-256 against the manifest.
-/// Needs no key: this is what `verify` does without a secret key.
+/// Needs no key: this is what a keyless verify does.
 ///
 /// # Errors
-/// [`Error::NotFound`] when the chunk is missing, [`Error::Integrity`] when it
-/// differs from the manifest.
+/// [`Error::Integrity`] when the chunk is missing or differs from the manifest.
 pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
     let sealed = read_sized(store, key, chunk.size).await.map_err(|e| match e {
         Error::NotFound { key } => Error::Integrity {
@@ -65,12 +159,6 @@ pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) ->
         },
         other => other,
     })?;
-    if sealed.len() as u64 != chunk.size {
-        return Err(Error::Integrity {
-            key: key.to_owned(),
-            reason: format!("size is {} bytes, manifest says {}", sealed.len(), chunk.size),
-        });
-    }
     let sha256 = hex::encode(Sha256::digest(&sealed));
     if sha256 != chunk.sha256 {
         return Err(Error::Integrity {
@@ -81,36 +169,89 @@ pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) ->
     Ok(sealed)
 }
 
-/// Reads an object into a buffer sized from the manifest (a longer object is
-/// still read whole, so that the size check reports it).
+/// Reads an object into a buffer sized from the manifest; reading stops as
+/// soon as the object turns out longer.
 async fn read_sized(store: &dyn Store, key: &str, size: u64) -> Result<Bytes> {
     let mut stream = store.get(key).await?;
-    let mut buf = BigBuf::with_capacity(usize::try_from(size).unwrap_or(0))
-        .map_err(|e| Error::source(key, format!("cannot allocate memory: {e}")))?;
+    let capacity = usize::try_from(size).map_err(|e| Error::resources(key, e))?;
+    let mut buf = BigBuf::with_capacity(capacity).map_err(|e| Error::resources(key, e))?;
     while let Some(piece) = stream.try_next().await? {
-        buf.extend_from_slice(&piece)
-            .map_err(|e| Error::source(key, format!("cannot allocate memory: {e}")))?;
+        if (buf.len() + piece.len()) as u64 > size {
+            return Err(Error::Integrity {
+                key: key.to_owned(),
+                reason: format!("is larger than the {size} bytes the manifest says"),
+            });
+        }
+        buf.extend_from_slice(&piece).map_err(|e| Error::resources(key, e))?;
+    }
+    if (buf.len() as u64) != size {
+        return Err(Error::Integrity {
+            key: key.to_owned(),
+            reason: format!("size is {} bytes, manifest says {size}", buf.len()),
+        });
     }
     Ok(buf.freeze())
 }
 
-fn open_chunk(key: &str, sealed: &[u8], chunk: &ChunkRecord, decryptor: &dyn Decryptor) -> Result<Bytes> {
+/// A writer that refuses to grow past a limit: decompression stops at the
+/// chunk's recorded plaintext size, so a small chunk cannot expand into
+/// gigabytes (a zstd bomb).
+struct Bounded {
+    buf: BigBuf,
+    limit: usize,
+}
+
+impl Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            return Err(io::Error::other(format!(
+                "decompresses to more than the {} bytes the manifest says",
+                self.limit
+            )));
+        }
+        self.buf.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn open_chunk(
+    key: &str,
+    sealed: &[u8],
+    chunk: &ChunkRecord,
+    decryptor: &dyn Decryptor,
+    recipients: &[String],
+) -> Result<Bytes> {
     let integrity = |reason: String| Error::Integrity {
         key: key.to_owned(),
         reason,
     };
     // Decrypted bytes go straight through zstd into a buffer of the size the
-    // manifest announces: no intermediate copy, no regrowth.
-    let capacity = usize::try_from(chunk.plaintext_size).unwrap_or(usize::MAX);
-    let plain = BigBuf::with_capacity(capacity).map_err(|e| integrity(format!("cannot allocate memory: {e}")))?;
-    let mut decoder = zstd::stream::write::Decoder::new(plain).map_err(|e| integrity(format!("zstd: {e}")))?;
-    decryptor
-        .decrypt(sealed, &mut decoder)
-        .map_err(|e| integrity(e.to_string()))?;
+    // manifest announces: no intermediate copy, no regrowth, no more.
+    let limit = usize::try_from(chunk.plaintext_size).map_err(|e| Error::resources(key, e))?;
+    let plain = Bounded {
+        buf: BigBuf::with_capacity(limit).map_err(|e| Error::resources(key, e))?,
+        limit,
+    };
+    let mut decoder = zstd::stream::write::Decoder::new(plain).map_err(|source| Error::Compression {
+        operation: "decompress",
+        key: key.to_owned(),
+        source,
+    })?;
+    decryptor.decrypt(sealed, &mut decoder).map_err(|e| match e {
+        Error::WrongKey { have, .. } => Error::WrongKey {
+            key: key.to_owned(),
+            recipients: recipients.to_vec(),
+            have,
+        },
+        other => integrity(other.to_string()),
+    })?;
     decoder
         .flush()
         .map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
-    let plain = decoder.into_inner();
+    let plain = decoder.into_inner().buf;
     if plain.len() as u64 != chunk.plaintext_size {
         return Err(integrity(format!(
             "decrypted to {} bytes, manifest says {}",
@@ -119,4 +260,13 @@ fn open_chunk(key: &str, sealed: &[u8], chunk: &ChunkRecord, decryptor: &dyn Dec
         )));
     }
     Ok(plain.freeze())
+}
+
+/// The chunks of a manifest with their keys, for checks that need no key.
+pub(crate) fn chunk_keys(entry: &CatalogEntry) -> Result<Vec<(String, &ChunkRecord)>> {
+    let m: &Manifest = &entry.manifest;
+    m.chunks
+        .iter()
+        .map(|c| Ok((entry.folder().chunk_key(&c.name)?, c)))
+        .collect()
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 /// What a policy needs to know of a backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +35,17 @@ pub trait RetentionPolicy: Send + Sync {
     fn plan(&self, backups: &[BackupSummary], now: DateTime<Utc>) -> Vec<Decision>;
 }
 
-/// Keep-N-per-period rules, as restic's `forget --keep-*`.
+/// Keep-N-per-period rules, as restic's `forget --keep-*`. Also the
+/// configuration type of a `[retention]` section: `within` and
+/// `incomplete_grace` are spans such as `"30d"`, `timezone` an IANA name.
 ///
 /// Each rule keeps the newest backup of each of its N most recent periods that
 /// have a backup; rules are independent; a rule with slots left at the oldest
 /// backup keeps the oldest; `within` keeps everything no older than that span
 /// before the newest backup. No rule at all keeps everything.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RetentionSection", into = "RetentionSection")]
+#[non_exhaustive]
 pub struct KeepPolicy {
     /// Keep the N newest backups.
     pub last: u32,
@@ -58,9 +63,114 @@ pub struct KeepPolicy {
     pub within: Option<Duration>,
     /// Time zone in which hours, days, weeks, months and years are counted.
     pub timezone: Tz,
+    /// How long a folder that is not a trusted backup (no manifest, or an
+    /// untrusted one) is left alone before prune removes it.
+    pub incomplete_grace: Duration,
+}
+
+impl Default for KeepPolicy {
+    /// No rules (everything is kept), UTC, a grace of 24 hours.
+    fn default() -> Self {
+        KeepPolicy {
+            last: 0,
+            hourly: 0,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+            yearly: 0,
+            within: None,
+            timezone: Tz::UTC,
+            incomplete_grace: Duration::hours(24),
+        }
+    }
+}
+
+/// `[retention]` as written in a configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    #[serde(default)]
+    last: u32,
+    #[serde(default)]
+    hourly: u32,
+    #[serde(default)]
+    daily: u32,
+    #[serde(default)]
+    weekly: u32,
+    #[serde(default)]
+    monthly: u32,
+    #[serde(default)]
+    yearly: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    within: Option<String>,
+    #[serde(default = "utc")]
+    timezone: String,
+    #[serde(default = "day")]
+    incomplete_grace: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn day() -> String {
+    "24h".into()
+}
+
+impl TryFrom<RetentionSection> for KeepPolicy {
+    type Error = String;
+
+    fn try_from(s: RetentionSection) -> Result<Self, String> {
+        let timezone = s
+            .timezone
+            .parse()
+            .map_err(|_| format!("timezone {:?} is not an IANA time zone name (e.g. \"Europe/Paris\")", s.timezone))?;
+        let within = match &s.within {
+            Some(w) => Some(parse_span(w).map_err(|e| format!("within: {e}"))?),
+            None => None,
+        };
+        let incomplete_grace = parse_span(&s.incomplete_grace).map_err(|e| format!("incomplete_grace: {e}"))?;
+        Ok(KeepPolicy {
+            last: s.last,
+            hourly: s.hourly,
+            daily: s.daily,
+            weekly: s.weekly,
+            monthly: s.monthly,
+            yearly: s.yearly,
+            within,
+            timezone,
+            incomplete_grace,
+        })
+    }
+}
+
+impl From<KeepPolicy> for RetentionSection {
+    fn from(p: KeepPolicy) -> Self {
+        RetentionSection {
+            last: p.last,
+            hourly: p.hourly,
+            daily: p.daily,
+            weekly: p.weekly,
+            monthly: p.monthly,
+            yearly: p.yearly,
+            within: p.within.map(format_span),
+            timezone: p.timezone.name().to_owned(),
+            incomplete_grace: format_span(p.incomplete_grace),
+        }
+    }
 }
 
 impl KeepPolicy {
+    /// The product's default window: 7 daily, 4 weekly, 12 monthly.
+    pub fn standard() -> Self {
+        KeepPolicy {
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            ..KeepPolicy::default()
+        }
+    }
+
     /// True when no rule is set: everything is kept.
     pub fn is_empty(&self) -> bool {
         [

@@ -287,6 +287,7 @@ mod properties {
                 yearly,
                 within: within.map(Duration::days),
                 timezone: chrono_tz::Europe::Berlin,
+                ..KeepPolicy::default()
             })
     }
 

@@ -39,11 +39,18 @@ pub struct SourceOutput {
     pub details: SourceDetails,
 }
 
+impl std::fmt::Debug for SourceOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.streams.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("SourceOutput").field("streams", &names).finish_non_exhaustive()
+    }
+}
+
 impl SourceOutput {
     /// One stream named `data`.
     pub fn single(data: ByteStream, details: SourceDetails) -> Self {
         SourceOutput {
-            streams: vec![("data".to_owned(), data)],
+            streams: vec![(crate::restore::DATA_STREAM.to_owned(), data)],
             details,
         }
     }

@@ -1,6 +1,7 @@
 //! The `Store` trait: where backups live.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -12,6 +13,10 @@ use crate::error::{Error, Result};
 
 /// A stream of bytes crossing a trait boundary.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// How stores are passed around: chosen at run time, shared by the tasks of
+/// a run. Every operation takes `&DynStore`.
+pub type DynStore = Arc<dyn Store>;
 
 /// One object as listed by a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +69,12 @@ pub trait Store: fmt::Debug + Send + Sync {
     /// [`Error::NotFound`] when there is no such object; [`Error::Backend`] otherwise.
     async fn get(&self, key: &str) -> Result<ByteStream>;
 
+    /// The size and time of the object at `key`, without reading it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such object; [`Error::Backend`] otherwise.
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
     /// Lists the objects under the folder `prefix`, sorted by key.
     ///
     /// # Errors
@@ -92,26 +103,32 @@ pub trait Store: fmt::Debug + Send + Sync {
 /// Conveniences on top of [`Store`], for every store.
 #[async_trait]
 pub trait StoreExt: Store {
-    /// Reads a whole object into memory. Meant for manifests and chunks, which are
-    /// bounded in size.
+    /// Reads a whole object into memory, refusing one larger than `max` bytes
+    /// (what a store holds may be forged: never read an unbounded object).
     ///
     /// # Errors
-    /// As [`Store::get`], plus stream errors.
-    async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+    /// As [`Store::get`]; [`Error::Format`] naming the key when it is larger.
+    async fn get_bytes(&self, key: &str, max: u64) -> Result<Bytes> {
         let mut stream = self.get(key).await?;
         let mut buf = BytesMut::new();
         while let Some(piece) = stream.try_next().await? {
+            if (buf.len() + piece.len()) as u64 > max {
+                return Err(Error::Format {
+                    id: key.to_owned(),
+                    reason: format!("object is larger than the {max} bytes allowed"),
+                });
+            }
             buf.extend_from_slice(&piece);
         }
         Ok(buf.freeze())
     }
 
-    /// Whether an object exists at `key`.
+    /// Whether an object exists at `key` (a `head`, nothing downloaded).
     ///
     /// # Errors
-    /// As [`Store::get`], except that a missing object is `Ok(false)`.
+    /// As [`Store::head`], except that a missing object is `Ok(false)`.
     async fn exists(&self, key: &str) -> Result<bool> {
-        match self.get(key).await {
+        match self.head(key).await {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),

@@ -1,54 +1,48 @@
 //! The backup and restore pipelines over the in-memory store.
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use backup_core::testing::BytesSource;
+use backup_core::testing::{test_keys, BytesSource, TestKeys};
 use backup_core::{
-    generate_key, list_backups, restore_stream, run_backup, BackupOptions, Encryptor, Error, MemoryStore, PgpDecryptor,
-    PgpEncryptor, Store, StoreExt,
+    list_backups, restore_stream, run_backup, BackupOptions, DynStore, Encryptor, Error, Manifest, MemoryStore, Pick,
+    ProfileRef, Store, StoreExt,
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
 use proptest::prelude::*;
 
-struct Keys {
-    encryptor: Arc<PgpEncryptor>,
-    decryptor: Arc<PgpDecryptor>,
+fn keys() -> &'static TestKeys {
+    test_keys()
 }
 
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let key = generate_key("Pipeline Test <p@example.org>", Some("secret")).unwrap();
-        Keys {
-            encryptor: Arc::new(
-                PgpEncryptor::from_armored([(Path::new("test.pub"), key.public_armored.as_bytes())]).unwrap(),
-            ),
-            decryptor: Arc::new(
-                PgpDecryptor::from_armored(Path::new("test.sec"), key.secret_armored.as_bytes(), "secret").unwrap(),
-            ),
-        }
-    })
+fn profile() -> ProfileRef {
+    ProfileRef::new("app", "profile", "app/profile")
+}
+
+async fn listing(store: &DynStore) -> backup_core::Listing {
+    list_backups(store, &profile(), &keys().trust).await.unwrap()
+}
+
+async fn backup(store: &DynStore, source: &BytesSource, chunk_size: usize) -> backup_core::Result<Manifest> {
+    run_backup(store, source, keys().encryptor.clone(), &keys().signer, &options(chunk_size)).await
 }
 
 fn options(chunk_size: usize) -> BackupOptions {
-    let mut o = BackupOptions::new("app", "profile", "app/profile");
-    o.chunk_size = chunk_size;
-    o
+    BackupOptions::new("app", "profile", "app/profile").with_chunk_size(chunk_size)
 }
 
 async fn round_trip(data: Vec<u8>, chunk_size: usize, pieces: Vec<usize>) -> Vec<u8> {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::new());
     let source = BytesSource {
         data: Bytes::from(data),
         piece_sizes: pieces,
         fail_with: None,
     };
-    let manifest = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(chunk_size))
-        .await
-        .unwrap();
-    let restored: Vec<Bytes> = restore_stream(store, keys().decryptor.clone(), &manifest, "data", 3)
+    backup(&store, &source, chunk_size).await.unwrap();
+    let listing = listing(&store).await;
+    let entry = listing.pick(Pick::Newest).unwrap();
+    let restored: Vec<Bytes> = restore_stream(&store, keys().decryptor.clone(), entry, "data", 3)
+        .unwrap()
         .try_collect()
         .await
         .unwrap();
@@ -71,69 +65,66 @@ proptest! {
 
 #[tokio::test]
 async fn manifest_records_every_chunk_and_is_listed() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::new());
     let data = Bytes::from(vec![42u8; 10_000]);
     let source = BytesSource {
         data,
         piece_sizes: vec![777],
         fail_with: None,
     };
-    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(4096))
-        .await
+    let m = backup(&store, &source, 4096).await
         .unwrap();
     assert_eq!(m.chunks.len(), 3);
     assert_eq!(m.plaintext_size, 10_000);
     assert_eq!(m.chunks[0].name, "data-000001.zst.gpg");
     assert_eq!(m.source["length"], 10_000);
     assert_eq!(m.recipients, keys().encryptor.recipients());
-    let listing = list_backups(&store, "app/profile").await.unwrap();
-    assert_eq!(listing.complete.len(), 1);
-    assert_eq!(listing.complete[0].manifest, m);
+    let listing = listing(&store).await;
+    assert_eq!(listing.trusted.len(), 1);
+    assert_eq!(listing.trusted[0].manifest, m);
 }
 
 #[tokio::test]
 async fn failing_source_commits_nothing() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::new());
     let good = BytesSource {
         data: Bytes::from_static(b"first"),
         piece_sizes: vec![],
         fail_with: None,
     };
-    run_backup(store.clone(), &good, keys().encryptor.clone(), &options(4))
-        .await
+    backup(&store, &good, 4).await
         .unwrap();
     let bad = BytesSource {
         data: Bytes::from(vec![1u8; 100]),
         piece_sizes: vec![10],
         fail_with: Some("disk vanished".into()),
     };
-    let err = run_backup(store.clone(), &bad, keys().encryptor.clone(), &options(8))
-        .await
+    let err = backup(&store, &bad, 8).await
         .unwrap_err();
     assert!(err.to_string().contains("disk vanished"), "{err}");
-    let listing = list_backups(&store, "app/profile").await.unwrap();
-    assert_eq!(listing.complete.len(), 1, "the earlier backup stays listed");
+    let listing = listing(&store).await;
+    assert_eq!(listing.trusted.len(), 1, "the earlier backup stays listed");
     assert!(listing.incomplete.is_empty(), "the failed run removed its chunks");
-    assert_eq!(store.list("app/profile").await.unwrap().len(), 3);
+    assert_eq!(store.list("app/profile").await.unwrap().len(), 4, "two chunks, signature, manifest");
 }
 
 #[tokio::test]
 async fn tampered_chunk_is_refused_before_its_plaintext_is_used() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::new());
     let source = BytesSource {
         data: Bytes::from(vec![5u8; 3000]),
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(1000))
-        .await
+    let m = backup(&store, &source, 1000).await
         .unwrap();
     let key = format!("app/profile/{}/data-000002.zst.gpg", m.id);
-    let mut bytes = store.get_bytes(&key).await.unwrap().to_vec();
+    let mut bytes = store.get_bytes(&key, u64::MAX).await.unwrap().to_vec();
     let n = bytes.len();
     bytes[n / 2] ^= 0x40;
     store.put(&key, Bytes::from(bytes)).await.unwrap();
-    let mut stream = restore_stream(store, keys().decryptor.clone(), &m, "data", 1);
+    let listing = listing(&store).await;
+    let mut stream = restore_stream(&store, keys().decryptor.clone(), &listing.trusted[0], "data", 1).unwrap();
     assert_eq!(stream.try_next().await.unwrap().unwrap().len(), 1000);
     match stream.try_next().await {
         Err(Error::Integrity { key: k, .. }) => assert_eq!(k, key),
@@ -159,6 +150,9 @@ impl Store for RecordingStore {
     async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
         self.inner.get(key).await
     }
+    async fn head(&self, key: &str) -> backup_core::Result<backup_core::ObjectMeta> {
+        self.inner.head(key).await
+    }
     async fn list(&self, prefix: &str) -> backup_core::Result<Vec<backup_core::ObjectMeta>> {
         self.inner.list(prefix).await
     }
@@ -177,22 +171,21 @@ impl Store for RecordingStore {
 #[tokio::test]
 async fn removing_a_backup_deletes_its_manifest_first() {
     let recording = Arc::new(RecordingStore::default());
-    let store: Arc<dyn Store> = recording.clone();
+    let store: DynStore = recording.clone();
     let source = BytesSource {
         data: Bytes::from(vec![9u8; 5000]),
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = run_backup(store.clone(), &source, keys().encryptor.clone(), &options(1000))
-        .await
+    let m = backup(&store, &source, 1000).await
         .unwrap();
-    let listing = list_backups(&store, "app/profile").await.unwrap();
-    let entry = &listing.complete[0];
-    backup_core::catalog::remove_backup(&*store, "app/profile", &m.id, &entry.objects)
+    let listing = listing(&store).await;
+    let entry = &listing.trusted[0];
+    backup_core::catalog::remove_backup(&*store, entry.folder(), &entry.objects)
         .await
         .unwrap();
     let deleted = recording.deleted.lock().unwrap().clone();
     assert_eq!(deleted[0], format!("app/profile/{}/manifest.json", m.id));
-    assert_eq!(deleted.len(), 6, "manifest and five chunks");
+    assert_eq!(deleted.len(), 7, "manifest, signature and five chunks");
     assert!(store.list("app/profile").await.unwrap().is_empty());
 }

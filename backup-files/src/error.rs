@@ -17,10 +17,7 @@ impl FilesError {
             FilesError::BadPattern { pattern, reason } => {
                 backup_core::Error::config(format!("exclude {pattern:?}"), reason)
             }
-            other => backup_core::Error::source(
-                path_of(&other),
-                format!("{other}; set on_unreadable = \"warn\" in the profile to skip such files"),
-            ),
+            other => backup_core::Error::source_failed(path_of(&other), other.to_string()),
         }
     }
 }

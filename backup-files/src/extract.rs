@@ -24,7 +24,7 @@ pub async fn restore_to_dir(stream: ByteStream, target: &Path, label: &str) -> R
     let (target, label) = (target.to_owned(), label.to_owned());
     let result = tokio::task::spawn_blocking(move || extract_archive(reader, &target, &label))
         .await
-        .map_err(|e| Error::source("restore", format!("extraction worker failed: {e}")))?;
+        .map_err(|e| Error::resources("extraction worker", e))?;
     result.map_err(|e| failure.take().unwrap_or(e))
 }
 
@@ -39,7 +39,7 @@ pub async fn check_stream(stream: ByteStream, label: &str) -> Result<ArchiveSumm
     let label = label.to_owned();
     let result = tokio::task::spawn_blocking(move || check_archive(reader, &label))
         .await
-        .map_err(|e| Error::source("verify", format!("worker failed: {e}")))?;
+        .map_err(|e| Error::resources("archive check worker", e))?;
     result.map_err(|e| failure.take().unwrap_or(e))
 }
 

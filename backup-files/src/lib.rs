@@ -1,16 +1,18 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
 mod error;
 mod extract;
 mod pax;
 mod pipe;
+mod restore;
 mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{FilesConfig, OnUnreadable};
 pub use extract::{check_archive, check_stream, extract_archive, restore_to_dir, ArchiveSummary};
-pub use pipe::{FailureSlot, StreamReader};
+
+pub use restore::{restore_folder, TarCheck, KIND};
 pub use source::FilesSource;

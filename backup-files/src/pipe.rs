@@ -73,7 +73,7 @@ impl ErrorSender {
 
 /// A blocking `Read` over a [`ByteStream`], for tar code on a blocking thread.
 /// Stream errors surface as `io::Error`s wrapping the original [`Error`].
-pub struct StreamReader {
+pub(crate) struct StreamReader {
     rx: mpsc::Receiver<Result<Bytes>>,
     current: Bytes,
     failure: FailureSlot,
@@ -82,18 +82,18 @@ pub struct StreamReader {
 /// Keeps the pipeline error that ended a [`StreamReader`], so that it can be
 /// reported as itself after tar code wrapped it in its own I/O errors.
 #[derive(Clone, Default)]
-pub struct FailureSlot(std::sync::Arc<std::sync::Mutex<Option<Error>>>);
+pub(crate) struct FailureSlot(std::sync::Arc<std::sync::Mutex<Option<Error>>>);
 
 impl FailureSlot {
     /// The error the stream ended with, if it did.
-    pub fn take(&self) -> Option<Error> {
+    pub(crate) fn take(&self) -> Option<Error> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
 impl StreamReader {
     /// Starts forwarding `stream` (on the current Tokio runtime) into a reader.
-    pub fn new(mut stream: ByteStream) -> Self {
+    pub(crate) fn new(mut stream: ByteStream) -> Self {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             while let Some(item) = stream.next().await {
@@ -111,7 +111,7 @@ impl StreamReader {
     }
 
     /// Where the stream's own error is kept when it fails.
-    pub fn failure(&self) -> FailureSlot {
+    pub(crate) fn failure(&self) -> FailureSlot {
         self.failure.clone()
     }
 }

@@ -44,7 +44,7 @@ impl FilesSource {
             // A missing folder is a failed backup, not a configuration
             // mistake: it is usually a volume that is not mounted right now.
             fs::symlink_metadata(&full).map_err(|e| {
-                Error::source(
+                Error::source_failed(
                     full.display().to_string(),
                     format!("cannot back it up: {e}; is the volume mounted? (listed in `paths`)"),
                 )
@@ -84,7 +84,7 @@ impl FilesSource {
 #[async_trait]
 impl Source for FilesSource {
     fn kind(&self) -> &str {
-        "files"
+        crate::KIND
     }
 
     async fn open(&self) -> Result<SourceOutput> {
@@ -261,7 +261,7 @@ impl Archiver<'_> {
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Stop),
-            Err(e) => Err(self.fail(Error::source("tar", e.to_string()))),
+            Err(e) => Err(self.fail(Error::source_failed("tar", e.to_string()))),
         }
     }
 

@@ -105,6 +105,20 @@ impl Store for FsStore {
             .boxed())
     }
 
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        let meta = self
+            .inner
+            .head(&ObjectPath::from(key))
+            .await
+            .map_err(|e| self.error("read", key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: meta.size,
+            modified: meta.last_modified,
+        })
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let prefix = prefix.trim_matches('/');
         let location = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
@@ -136,7 +150,7 @@ impl Store for FsStore {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || sweep_staged(&root, &folder, older_than.into()))
             .await
-            .map_err(|e| Error::source("sweep", e.to_string()))?
+            .map_err(|e| Error::source_failed("sweep", e.to_string()))?
     }
 
     fn location(&self) -> String {

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[source]` of a `kind = "postgres"` profile (and `[mirror]`'s connection
 /// keys). Anything not given comes from libpq's environment (`PGHOST`,
 /// `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`) and `~/.pgpass`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgConfig {
     /// Server host name, IP, or Unix socket folder.

@@ -21,16 +21,16 @@ impl From<PgError> for backup_core::Error {
     fn from(e: PgError) -> Self {
         match e {
             PgError::Tool { tool, status, stderr } => {
-                backup_core::Error::source(tool, format!("failed{status}: {stderr}"))
+                backup_core::Error::source_failed(tool, format!("failed{status}: {stderr}"))
             }
             PgError::Connect { server, reason } => {
-                backup_core::Error::source(server, format!("cannot connect: {reason}"))
+                backup_core::Error::source_failed(server, format!("cannot connect: {reason}"))
             }
             PgError::Statement {
                 server,
                 statement,
                 reason,
-            } => backup_core::Error::source(server, format!("{statement}: {reason}")),
+            } => backup_core::Error::source_failed(server, format!("{statement}: {reason}")),
         }
     }
 }
@@ -58,4 +58,15 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
             text
         }
     }
+}
+
+/// An error with its causes, `a: b: c`, for messages that must carry them.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }

@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
 mod conn;
 mod error;
+mod from_store;
 mod mirror;
 mod process;
 mod restore;
@@ -13,7 +14,8 @@ pub mod testing;
 
 pub use config::PgConfig;
 pub use conn::PgConn;
-pub use mirror::{refresh_from_dump, MirrorConfig, Refresh};
+pub use from_store::{restore_database, write_dump_files, DatabaseRestore, DumpCheck, GLOBALS_STREAM, KIND};
+pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh, RESTORED_MARK};
 pub use process::{run, stdout_stream};
 pub use restore::{
     check_dump, create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,

@@ -3,10 +3,16 @@
 //! `mirror` and `db restore-to-test`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use backup_core::{Error, Result};
+use backup_core::catalog::write_mark;
+use backup_core::lease::{self, MIRROR_LEASE};
+use backup_core::manifest::rfc3339;
+use backup_core::{list_backups, Decryptor, DynStore, Error, Pick, ProfileRef, Result, Trust};
 use serde::Deserialize;
 
+use crate::from_store::download_dump;
 use crate::config::PgConfig;
 use crate::conn::PgConn;
 use crate::process::run;
@@ -52,8 +58,6 @@ pub struct MirrorConfig {
     /// Keep the previous test database (one copy) instead of dropping it.
     #[serde(default)]
     pub keep_previous: bool,
-    /// Cron expression for the scheduler.
-    pub schedule: Option<String>,
     /// Parallel pg_restore jobs (default: cores).
     pub jobs: Option<usize>,
 }
@@ -76,7 +80,8 @@ impl MirrorConfig {
 }
 
 /// What a refresh did, for the report and the restore-verified mark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct Refresh {
     /// The swap.
     pub swap: Swap,
@@ -93,7 +98,7 @@ fn step(name: &str, e: Error) -> Error {
             source_name: format!("{name}: {source_name}"),
             reason,
         },
-        other => Error::source(name, other.to_string()),
+        other => Error::source_failed(name, crate::error::chain(&other)),
     }
 }
 
@@ -120,7 +125,7 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
     let swap = replace_database(&admin, &target, config.keep_previous, |temp| async move {
         let copy = test.with_database(&temp);
         let options = RestoreOptions {
-            jobs: config.jobs.unwrap_or_else(backup_core::pipeline::default_parallelism),
+            jobs: config.jobs.unwrap_or_else(backup_core::default_parallelism),
             no_owner: config.no_owner || config.owner.is_some(),
             no_privileges: false,
             role: config.owner.clone(),
@@ -136,12 +141,12 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
             let row = client
                 .query_one(check.as_str(), &[])
                 .await
-                .map_err(|e| step("check", Error::source(copy.to_string(), crate::error::describe(&e))))?;
+                .map_err(|e| step("check", Error::source_failed(copy.to_string(), crate::error::describe(&e))))?;
             let ok: bool = row.try_get(0).map_err(|e| {
-                step("check", Error::source("check_sql", format!("must return one boolean column: {e}")))
+                step("check", Error::source_failed("check_sql", format!("must return one boolean column: {e}")))
             })?;
             if !ok {
-                return Err(step("check", Error::source("check_sql", format!("{check:?} returned false"))));
+                return Err(step("check", Error::source_failed("check_sql", format!("{check:?} returned false"))));
             }
         }
         if let Some(owner) = &config.owner {
@@ -155,7 +160,7 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
                 &[],
             )
             .await
-            .map_err(|e| step("statistics", Error::source(copy.to_string(), crate::error::describe(&e))))?;
+            .map_err(|e| step("statistics", Error::source_failed(copy.to_string(), crate::error::describe(&e))))?;
         *stats_ref = (row.get(0), row.get(1));
         Ok(())
     })
@@ -165,4 +170,98 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
         database_size: stats.0,
         tables: stats.1,
     })
+}
+
+/// Name of the mark a successful mirror records: the backup was restored,
+/// sanitized and checked — it is restorable.
+pub const RESTORED_MARK: &str = "restored";
+
+/// Everything a mirror run needs. The test connection connects with the
+/// mirror's own role (CREATEDB and member of the owner), never a superuser's.
+#[derive(Debug, Clone)]
+pub struct Mirror<'a> {
+    /// The store holding the profile's backups.
+    pub store: &'a DynStore,
+    /// The profile whose backups are mirrored.
+    pub profile: &'a ProfileRef,
+    /// Whom to trust: only a trusted backup is ever mirrored.
+    pub trust: &'a Trust,
+    /// Opens the chunks.
+    pub decryptor: Arc<dyn Decryptor>,
+    /// The test database (its name is the one replaced).
+    pub test: &'a PgConn,
+    /// What to do to the copy before it is swapped in.
+    pub config: &'a MirrorConfig,
+    /// Folder that relative sanitize paths are relative to.
+    pub base: &'a Path,
+    /// Folder for the private temporary dump.
+    pub work_dir: &'a Path,
+    /// How long the store lease holds without renewal.
+    pub lease_ttl: Duration,
+}
+
+/// What a mirror run did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct MirrorReport {
+    /// `app/profile`.
+    pub target: String,
+    /// The backup mirrored.
+    pub id: String,
+    /// Its time.
+    pub time: String,
+    /// The test database, `user@host:port/database`.
+    pub into: String,
+    /// What the refresh did.
+    pub refresh: Refresh,
+}
+
+/// Refreshes the test database from a trusted backup of the profile (DESIGN
+/// §7): takes the profile's mirror lease in the store, picks the backup
+/// (`pick`, usually the newest), downloads and authenticates it into a private
+/// temporary file, restores it into a temporary database, sanitizes and
+/// checks it, and only then swaps it in. On any failure the test database is
+/// left exactly as it was. A success marks the backup restore-verified.
+///
+/// # Errors
+/// [`Error::Busy`] when another mirror of the profile runs;
+/// [`Error::Untrusted`]/[`Error::NoBackup`] from picking; then the step that
+/// failed. The lease is released in every case.
+pub async fn mirror_backup(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<MirrorReport> {
+    let lease = lease::acquire(mirror.store, &mirror.profile.dest_prefix, MIRROR_LEASE, mirror.lease_ttl).await?;
+    let result = mirror_under_lease(mirror, pick).await;
+    lease.release().await;
+    result
+}
+
+async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<MirrorReport> {
+    let listing = list_backups(mirror.store, mirror.profile, mirror.trust).await?;
+    let entry = listing.pick(pick)?;
+    if entry.manifest.kind != crate::KIND {
+        return Err(Error::Format {
+            id: entry.manifest.id.clone(),
+            reason: format!("is a {:?} backup, not a PostgreSQL one", entry.manifest.kind),
+        });
+    }
+    let (_dir, dump) = download_dump(mirror.store, Arc::clone(&mirror.decryptor), entry, mirror.work_dir).await?;
+    let refresh = refresh_from_dump(mirror.test, mirror.config, &dump, mirror.base).await?;
+    let report = MirrorReport {
+        target: mirror.profile.target(),
+        id: entry.manifest.id.clone(),
+        time: rfc3339(entry.manifest.time),
+        into: mirror.test.to_string(),
+        refresh,
+    };
+    let mark = backup_core::reexports::serde_json::json!({
+        "time": rfc3339(backup_core::reexports::chrono::Utc::now()),
+        "kind": "mirror",
+        "to": report.into,
+        "database_size": report.refresh.database_size,
+        "tables": report.refresh.tables,
+        "kept_previous": report.refresh.swap.kept_previous,
+    });
+    if let Err(e) = write_mark(&**mirror.store, entry.folder(), RESTORED_MARK, &mark).await {
+        tracing::warn!(error = %e, "mirrored, but could not record the mark in the store");
+    }
+    Ok(report)
 }

@@ -26,9 +26,9 @@ const STDERR_KEEP: usize = 16 * 1024;
 pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
-        Error::source(tool, format!("cannot start {tool}: {e}; install the PostgreSQL client (apt-get install postgresql-client) or set [source] bin_dir"))
+        Error::source_failed(tool, format!("cannot start {tool}: {e}; install the PostgreSQL client (apt-get install postgresql-client) or set [source] bin_dir"))
     })?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::source(tool, "no stdout"))?;
+    let stdout = child.stdout.take().ok_or_else(|| Error::source_failed(tool, "no stdout"))?;
     let stderr = collect_stderr(child.stderr.take());
     struct State {
         child: Child,
@@ -77,7 +77,7 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                             st,
                         ))
                     }
-                    Err(e) => Some((Err(Error::source(&st.tool, format!("cannot wait for it: {e}"))), st)),
+                    Err(e) => Some((Err(Error::source_failed(&st.tool, format!("cannot wait for it: {e}"))), st)),
                 }
             }
             Ok(_) => {
@@ -88,7 +88,7 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                 st.done = true;
                 let _ = st.child.kill().await;
                 Some((
-                    Err(Error::source(&st.tool, format!("reading its output failed: {e}"))),
+                    Err(Error::source_failed(&st.tool, format!("reading its output failed: {e}"))),
                     st,
                 ))
             }
@@ -107,7 +107,7 @@ pub async fn run(mut cmd: Command, tool: &str) -> Result<String> {
         .output()
         .await
         .map_err(|e| {
-            Error::source(
+            Error::source_failed(
                 tool,
                 format!("cannot start {tool}: {e}; install the PostgreSQL client or set bin_dir"),
             )

@@ -37,7 +37,7 @@ pub async fn database_exists(admin: &PgConn, name: &str) -> Result<bool> {
     let row = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
-        .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+        .map_err(|e| Error::source_failed(admin.to_string(), crate::error::describe(&e)))?;
     Ok(row.is_some())
 }
 
@@ -126,7 +126,7 @@ fn old_prefix(target: &str) -> String {
 }
 
 /// What [`replace_database`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Swap {
     /// The database that now has the target's name.
     pub target: String,
@@ -179,7 +179,7 @@ async fn drop_leftovers(admin: &PgConn, target: &str) -> Result<()> {
             &[&tag_prefix(target, "new")],
         )
         .await
-        .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+        .map_err(|e| Error::source_failed(admin.to_string(), crate::error::describe(&e)))?;
     for row in rows {
         let name: &str = row.get(0);
         tracing::info!(database = name, "dropping a temporary copy left by an interrupted run");
@@ -218,7 +218,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
     // No new sessions, end the current ones, then rename: a rename needs the
     // database to be idle. Retried, since a client may reconnect in between.
     allow_connections(admin, &client, target, false).await?;
-    let mut renamed = Err(Error::source(admin.to_string(), "rename not attempted"));
+    let mut renamed = Err(Error::source_failed(admin.to_string(), "rename not attempted"));
     for _ in 0..10 {
         let _ = client
             .execute(
@@ -275,7 +275,7 @@ async fn swap_in(admin: &PgConn, target: &str, temp: &str, keep_previous: bool) 
                 &[&old_prefix(target), &aside],
             )
             .await
-            .map_err(|e| Error::source(admin.to_string(), crate::error::describe(&e)))?;
+            .map_err(|e| Error::source_failed(admin.to_string(), crate::error::describe(&e)))?;
         for row in older {
             drop_database(admin, row.get::<_, &str>(0)).await?;
         }
@@ -313,7 +313,7 @@ pub async fn check_dump(mut stream: backup_core::ByteStream, bin_dir: Option<&Pa
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            Error::source(
+            Error::source_failed(
                 "pg_restore",
                 format!("cannot start pg_restore: {e}; install postgresql-client"),
             )
@@ -321,7 +321,7 @@ pub async fn check_dump(mut stream: backup_core::ByteStream, bin_dir: Option<&Pa
     let mut stdin = child
         .stdin
         .take()
-        .ok_or_else(|| Error::source("pg_restore", "no stdin"))?;
+        .ok_or_else(|| Error::source_failed("pg_restore", "no stdin"))?;
     let feed = async {
         while let Some(piece) = stream.try_next().await? {
             // pg_restore may stop reading early on a damaged archive; its exit status says why.
@@ -334,7 +334,7 @@ pub async fn check_dump(mut stream: backup_core::ByteStream, bin_dir: Option<&Pa
     };
     let (fed, out) = tokio::join!(feed, child.wait_with_output());
     fed?;
-    let out = out.map_err(|e| Error::source("pg_restore", e.to_string()))?;
+    let out = out.map_err(|e| Error::source_failed("pg_restore", e.to_string()))?;
     if !out.status.success() {
         return Err(Error::Format {
             id: label.to_owned(),

@@ -51,7 +51,7 @@ impl PgSource {
                 &[],
             )
             .await
-            .map_err(|e| Error::source(self.conn.to_string(), crate::error::describe(&e)))?;
+            .map_err(|e| Error::source_failed(self.conn.to_string(), crate::error::describe(&e)))?;
         let server_version: String = row.get(0);
         let server_major = (row.get::<_, i32>(1) / 10_000) as u32;
         let database_size: i64 = row.get(2);
@@ -65,7 +65,7 @@ impl PgSource {
             .and_then(|m| m.parse().ok())
             .unwrap_or(0);
         if pg_dump_major < server_major {
-            return Err(Error::source(
+            return Err(Error::source_failed(
                 "pg_dump",
                 format!(
                     "pg_dump {pg_dump_version} is older than the server {} (PostgreSQL {server_version}) and cannot dump it: install postgresql-client-{server_major} and point [source] bin_dir at /usr/lib/postgresql/{server_major}/bin",
@@ -86,7 +86,7 @@ impl PgSource {
 #[async_trait]
 impl Source for PgSource {
     fn kind(&self) -> &str {
-        "postgres"
+        crate::KIND
     }
 
     async fn open(&self) -> Result<SourceOutput> {
@@ -108,12 +108,12 @@ impl Source for PgSource {
             dump.arg(format!("--exclude-table={table}"));
         }
         dump.args(&self.config.pg_dump_options);
-        let mut streams = vec![("data".to_owned(), stdout_stream(dump, "pg_dump")?)];
+        let mut streams = vec![(backup_core::DATA_STREAM.to_owned(), stdout_stream(dump, "pg_dump")?)];
         if self.config.globals {
             let mut globals = self.conn.tool("pg_dumpall");
             globals.args(["--globals-only", "--no-password", "-l", &self.conn.database]);
             streams.push((
-                "globals".to_owned(),
+                crate::GLOBALS_STREAM.to_owned(),
                 stdout_stream(globals, "pg_dumpall --globals-only")?,
             ));
         }

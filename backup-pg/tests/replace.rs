@@ -41,7 +41,7 @@ async fn a_failing_fill_leaves_the_target_as_it_was() {
         async move {
             let client = conn.connect().await?;
             conn.execute(&client, "CREATE TABLE t AS SELECT 'new' AS v").await?;
-            Err(Error::source("fill", "restore failed halfway"))
+            Err(Error::source_failed("fill", "restore failed halfway"))
         }
     })
     .await

@@ -188,13 +188,23 @@ impl Client {
     }
 }
 
+/// Largest body read into memory: above any object backupapps writes
+/// (chunks are bounded), so a forged giant object cannot exhaust memory.
+const MAX_BODY: u64 = 1 << 30;
+
 /// Reads a body into one buffer sized from Content-Length: a growing buffer
 /// would double (and copy) itself on the way to a chunk's size.
 async fn read_body(mut resp: Response) -> Result<Bytes, String> {
-    let capacity = usize::try_from(resp.content_length().unwrap_or(0)).unwrap_or(0);
-    let mut buf =
-        backup_core::bigbuf::BigBuf::with_capacity(capacity).map_err(|e| format!("cannot allocate memory: {e}"))?;
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > MAX_BODY {
+        return Err(format!("object of {announced} bytes is larger than the {MAX_BODY} bytes read at most"));
+    }
+    let capacity = usize::try_from(announced).unwrap_or(0);
+    let mut buf = backup_core::BigBuf::with_capacity(capacity).map_err(|e| format!("cannot allocate memory: {e}"))?;
     while let Some(piece) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if (buf.len() + piece.len()) as u64 > MAX_BODY {
+            return Err(format!("object is larger than the {MAX_BODY} bytes read at most"));
+        }
         buf.extend_from_slice(&piece)
             .map_err(|e| format!("cannot allocate memory: {e}"))?;
     }

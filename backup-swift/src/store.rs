@@ -307,7 +307,7 @@ impl SwiftStore {
                 status => return Err(Self::http_error(&req, status, &String::from_utf8_lossy(&body))),
             }
             let page: Vec<Listed> = serde_json::from_slice(&body)
-                .map_err(|e| Error::source(format!("container {container}"), format!("unreadable listing: {e}")))?;
+                .map_err(|e| Error::source_failed(format!("container {container}"), format!("unreadable listing: {e}")))?;
             let done = page.len() < PAGE;
             if let Some(last) = page.last() {
                 marker = last.name.clone();
@@ -376,6 +376,34 @@ impl Store for SwiftStore {
             200 => Ok(Box::pin(futures::stream::once(async move { Ok(body) }))),
             404 => Err(Error::NotFound { key: key.to_owned() }),
             status => Err(Self::http_error(&req, status, &String::from_utf8_lossy(&body))),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        let name = self.object_name(key);
+        let req = Req::new(
+            Method::HEAD,
+            Self::path(&self.container, &name),
+            format!("object {}/{name}", self.container),
+        );
+        let resp = self.client.send(&req).await?;
+        match resp.status().as_u16() {
+            200 => {
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let size = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let modified = header("last-modified")
+                    .and_then(|v| DateTime::parse_from_rfc2822(&v).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_default();
+                Ok(ObjectMeta {
+                    key: key.to_owned(),
+                    size,
+                    modified,
+                })
+            }
+            404 => Err(Error::NotFound { key: key.to_owned() }),
+            status => Err(Self::http_error(&req, status, "")),
         }
     }
 

@@ -4,15 +4,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use backup_core::lease::{self, PROFILE_LEASE};
+use backup_core::local_copy::{copy_backup_folder, TeeSource};
 use backup_core::{run_backup, BackupOptions, Manifest, Source};
-use backup_files::{FilesConfig, FilesSource};
 
-use crate::local_copy::{copy_encrypted, LocalCopy, TeeSource};
 use crate::monitoring::{self, Ping};
 use crate::output::{human_size, parse_time};
 use crate::progress::Progress;
-use crate::wiring;
+use crate::settings::LocalCopy;
 use crate::workspace::{Profile, Workspace};
+use crate::{kinds, wiring};
 
 /// Backs up each selected profile, continuing past failures, then prunes each
 /// one whose backup succeeded.
@@ -32,7 +33,7 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
     for profile in profiles {
         let target = profile.target();
         let started = Instant::now();
-        let _lock = match crate::lock::acquire(ws, &profile_lock(profile)) {
+        let _lock = match crate::lock::acquire(ws, &crate::lock::profile_lock(profile)) {
             Ok(lock) => lock,
             Err(e) => {
                 codes.push(super::report_failure(&target, "backup", &e));
@@ -101,12 +102,8 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
     Ok(super::worst(&codes))
 }
 
-/// The lock that keeps backups and prunes of one profile apart.
-pub fn profile_lock(profile: &Profile) -> String {
-    format!("profile-{}-{}", profile.app, profile.name)
-}
 
-/// One backup of one profile.
+/// One backup of one profile, under the profile's lease in the store.
 ///
 /// # Errors
 /// Configuration, key, source or store errors, naming the profile's file.
@@ -118,66 +115,57 @@ pub async fn backup_profile(
 ) -> Result<Manifest> {
     let s = &profile.settings;
     let origin = profile.file.display().to_string();
-    let store = wiring::store(ws, s, &origin)?;
+    // Keys first: a backup that could not be signed must not start at all.
+    let signer = wiring::signer(ws, s).with_context(|| origin.clone())?;
     let encryptor = wiring::encryptor(ws, s).with_context(|| origin.clone())?;
-    let source: Box<dyn Source> = match profile.kind() {
-        "files" => {
-            let config = FilesConfig {
-                paths: s.paths.clone(),
-                exclude: s.exclude.clone(),
-                on_unreadable: s.on_unreadable,
-            };
-            Box::new(FilesSource::new(&config, &ws.home).with_context(|| origin.clone())?)
-        }
-        "postgres" => {
-            let (conn, config) = wiring::pg_conn(ws, profile)?;
-            Box::new(backup_pg::PgSource::new(conn, config))
-        }
-        other => bail!("{origin}: kind = {other:?} cannot be backed up by this version"),
-    };
-    let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix());
-    options.time = time;
-    options.progress = progress;
-    options.chunk_size = usize::try_from(s.backup.chunk_size.0).unwrap_or(usize::MAX).max(1);
-    options.zstd_level = s.backup.zstd_level;
-    if s.backup.parallelism > 0 {
-        options.parallelism = s.backup.parallelism;
+    let store = wiring::store(ws, s, &origin)?;
+    let source = kinds::source(ws, profile)?;
+    let mut options = BackupOptions::new(&profile.app, &profile.name, profile.dest_prefix())
+        .with_chunk_size(usize::try_from(s.backup.chunk_size.0).unwrap_or(usize::MAX).max(1))
+        .with_zstd_level(s.backup.zstd_level)
+        .with_parallelism(s.backup.parallelism);
+    if let Some(time) = time {
+        options = options.with_time(time);
     }
-    let lease = crate::lease::acquire(&store, profile.dest_prefix(), "profile", lease_ttl(profile)).await?;
-    let result = store_backup(ws, profile, store, source, encryptor, &options).await;
+    if let Some(progress) = progress {
+        options = options.with_progress(progress);
+    }
+    let lease = lease::acquire(&store, profile.dest_prefix(), PROFILE_LEASE, wiring::lease_ttl(profile)).await?;
+    let result = store_backup(ws, profile, &store, source, encryptor, &signer, &options).await;
     lease.release().await;
     result
-}
-
-/// How long a lease holds without renewal.
-pub fn lease_ttl(profile: &Profile) -> std::time::Duration {
-    std::time::Duration::from_secs(profile.settings.backup.lease_secs.max(4))
 }
 
 async fn store_backup(
     ws: &Workspace,
     profile: &Profile,
-    store: std::sync::Arc<dyn backup_core::Store>,
+    store: &backup_core::DynStore,
     source: Box<dyn Source>,
     encryptor: std::sync::Arc<dyn backup_core::Encryptor>,
+    signer: &backup_core::ManifestSigner,
     options: &BackupOptions,
 ) -> Result<Manifest> {
-    let dir = ws.home.join("data").join(&profile.app).join(&profile.name);
+    let dir = profile.data_dir(ws);
     match profile.settings.local_copy {
-        LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, options).await?),
+        LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, signer, options).await?),
         LocalCopy::Compressed => {
-            let ext = if profile.kind() == "postgres" { "pgdump" } else { "tar" };
-            let file = dir.join(format!("latest.{ext}.zst"));
+            let file = dir.join(format!("latest.{}.zst", kinds::stream_extension(profile.kind())));
             let tee = TeeSource::new(source, &file);
-            let result = run_backup(store, &tee, encryptor, options).await;
+            let result = run_backup(store, &tee, encryptor, signer, options).await;
             if let Err(e) = tee.finish(&file, result.is_ok()).await {
                 tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
             }
             Ok(result?)
         }
         LocalCopy::Encrypted => {
-            let manifest = run_backup(store.clone(), source.as_ref(), encryptor, options).await?;
-            if let Err(e) = copy_encrypted(&store, &manifest, &dir).await {
+            let manifest = run_backup(store, source.as_ref(), encryptor, signer, options).await?;
+            let trust = backup_core::Trust::new(backup_core::TrustedSigners::from_keys(vec![signer.public_key()]));
+            let listing = backup_core::list_backups(store, &profile.profile_ref(), &trust).await?;
+            let copied = match listing.pick(backup_core::Pick::Id(&manifest.id)) {
+                Ok(entry) => copy_backup_folder(store, entry, &dir).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = copied {
                 tracing::warn!(error = %format!("{e:#}"), "backed up, but the local copy failed");
             }
             Ok(manifest)

@@ -2,13 +2,14 @@
 //! store, key, folder and database a run would need, naming what is missing.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use backup_core::catalog::list_backups;
+use backup_core::list_backups;
 use serde_json::{json, Value};
 
+use crate::settings::Kind;
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
 
@@ -68,17 +69,27 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
         "store",
         async {
             let store = wiring::store(ws, s, &origin)?;
-            let listing = list_backups(&store, profile.dest_prefix()).await?;
+            let trust = wiring::trust(ws, s)?;
+            let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
             // A backup needs to write: prove it with a small object, removed again.
             let probe = format!("{}/.check-{:08x}", profile.dest_prefix(), rand::random::<u32>());
             store
                 .put(&probe, bytes::Bytes::from_static(b"backupapps check"))
                 .await?;
             store.delete(&probe).await?;
+            if !listing.untrusted.is_empty() {
+                anyhow::bail!(
+                    "{} reachable and writable, {} trusted backup(s), but {} NOT trusted: {}; see `backupapps list`",
+                    store.location(),
+                    listing.trusted.len(),
+                    listing.untrusted.len(),
+                    listing.untrusted.iter().map(|u| format!("{} ({})", u.id, u.reason)).collect::<Vec<_>>().join("; ")
+                );
+            }
             Ok(format!(
-                "{} reachable and writable, {} complete backup(s)",
+                "{} reachable and writable, {} trusted backup(s)",
                 store.location(),
-                listing.complete.len()
+                listing.trusted.len()
             ))
         }
         .await,
@@ -87,6 +98,22 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
         &target,
         "public keys",
         wiring::encryptor(ws, s).map(|e| format!("encrypts to {}", e.recipients().join(", "))),
+    );
+    report.add(
+        &target,
+        "signing key",
+        wiring::signer(ws, s).map(|signer| format!("signs as {}", signer.fingerprint())),
+    );
+    report.add(
+        &target,
+        "signers",
+        wiring::trust(ws, s).map(|t| {
+            let mut text = format!("trusts backups signed by {}", t.signers().fingerprints().join(", "));
+            if s.encryption.allow_unsigned {
+                text.push_str("; UNSAFE: allow_unsigned = true also reads unsigned backups");
+            }
+            text
+        }),
     );
     let needs_secret = s.mirror.is_some();
     report.add(
@@ -102,7 +129,7 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
     );
     report.add(&target, "secret files", secret_permissions(ws, profile));
     match profile.kind() {
-        "files" => {
+        Kind::Files => {
             let missing: Vec<String> = s
                 .paths
                 .iter()
@@ -123,7 +150,7 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                 },
             );
         }
-        "postgres" => {
+        Kind::Postgres => {
             report.add(
                 &target,
                 "database",
@@ -165,23 +192,27 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                 );
             }
         }
-        _ => {}
     }
 }
 
 /// Secret keys and password files readable by group or others are a FAIL.
 fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
     let s = &profile.settings;
-    let mut files: Vec<PathBuf> = [&s.encryption.secret_key, &s.encryption.passphrase_file]
+    let e = &s.encryption;
+    let mut files: Vec<PathBuf> = e.secret_key.as_ref().map(|k| k.paths()).unwrap_or_default();
+    files.extend(
+        [
+            &e.passphrase_file,
+            &e.signing_key,
+            &e.signing_passphrase_file,
+            &s.source.as_ref().and_then(|c| c.password_file.clone()),
+            &s.mirror.as_ref().and_then(|m| m.config.password_file.clone()),
+        ]
         .into_iter()
         .flatten()
-        .map(|p| ws.path(p))
-        .collect();
-    for section in [&s.source, &s.mirror].into_iter().flatten() {
-        if let Some(p) = section.get("password_file").and_then(|v| v.as_str()) {
-            files.push(ws.path(Path::new(p)));
-        }
-    }
+        .cloned(),
+    );
+    let files: Vec<PathBuf> = files.iter().map(|p| ws.path(p)).collect();
     let open: Vec<String> = files
         .iter()
         .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use backup_core::catalog::list_backups;
 
 use crate::workspace::Workspace;
 
@@ -44,18 +43,15 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     println!("\n== 3. list");
     super::list::run(&ws, std::slice::from_ref(&target), false).await?;
 
-    println!("\n== 4. verify (download, check SHA-256, decrypt, read the archive)");
-    let store = crate::wiring::store(&ws, &profile.settings, "demo")?;
-    let listing = list_backups(&store, profile.dest_prefix()).await?;
-    let Some(entry) = listing.newest() else {
-        bail!("the demo backup is not listed")
-    };
-    let what = super::verify::verify_backup(&ws, profile, &store, entry).await?;
-    println!("verified: {what}");
+    println!("\n== 4. verify (signature, download, check SHA-256, decrypt, read the archive)");
+    let code = super::verify::run(&ws, std::slice::from_ref(&target), false).await?;
+    if code != ExitCode::SUCCESS {
+        bail!("the demo backup did not verify");
+    }
 
     println!("\n== 5. restore and compare");
     let restored = dir.join("restore/sample/files").join(&manifest.id);
-    let dest = super::restore::Destination {
+    let dest = crate::kinds::Destination {
         to: Some(restored.clone()),
         to_db: None,
         replace: false,
@@ -75,15 +71,20 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         dir.display()
     );
     println!(
-        "  keys        {}/secrets/ (backup.pub.asc, backup.sec.asc, backup.pass)",
+        "  keys        {}/secrets/ (backup.pub.asc, backup.sec.asc, backup.pass, signing.sec.asc, signing.pub.asc)",
         dir.display()
     );
     println!("  backup      {}", folder.display());
     println!("  restored    {}", landed.display());
     println!("\nwithout backupapps, with stock tools:");
     println!(
-        "  gpg --import {}/secrets/backup.sec.asc   # passphrase in secrets/backup.pass",
+        "  gpg --import {}/secrets/signing.pub.asc {}/secrets/backup.sec.asc   # passphrase in secrets/backup.pass",
+        dir.display(),
         dir.display()
+    );
+    println!(
+        "  cd {} && gpg --verify manifest.json.sig manifest.json && sha256sum -c <(jq -r '.chunks[] | \"\\(.sha256)  \\(.name)\"' manifest.json)",
+        folder.display()
     );
     println!(
         "  cd {} && for c in data-*.zst.gpg; do gpg --decrypt \"$c\"; done | zstd -d | tar -x -C /tmp/out",

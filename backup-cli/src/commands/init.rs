@@ -23,6 +23,7 @@ pub fn run(dir: &Path, demo: bool) -> Result<()> {
         println!("  try: backupapps --home {dir} backup && backupapps --home {dir} list");
     } else {
         println!("  next: backupapps --home {dir} keygen --name backup   (or put your own public key in secrets/)");
+        println!("        backupapps --home {dir} keygen --name signing --signing   (the key every backup is signed with)");
         println!("        cp {dir}/apps/templates/files.toml {dir}/apps/myapp/files.toml and edit it");
     }
     Ok(())
@@ -53,7 +54,8 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
     write(&dir.join("apps/templates/files.toml"), templates::FILES)?;
     write(&dir.join("apps/templates/postgres.toml"), templates::POSTGRES)?;
     if demo {
-        super::keygen::run(dir, "backup", None, false)?;
+        super::keygen::run(dir, "backup", None, false, false)?;
+        super::keygen::run(dir, "signing", None, false, true)?;
         sample_data(&dir.join("sample-data"))?;
         write(
             &dir.join("apps/sample/files.toml"),

@@ -1,4 +1,7 @@
-//! `keygen --name NAME [--email E]`: a new key pair into secrets/.
+//! `keygen --name NAME [--email E] [--signing]`: a new key pair into secrets/:
+//! an encryption pair (backups are encrypted to its public half), or with
+//! `--signing` a sign-only pair (the backing-up host signs every backup with
+//! it; it cannot decrypt anything).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -16,12 +19,13 @@ pub struct KeyFiles {
     pub passphrase: Option<PathBuf>,
 }
 
-/// Generates the pair; the passphrase is `BACKUPAPPS_PASSPHRASE` or a random
-/// one written to `secrets/NAME.pass` (mode 0600). Never overwrites a key.
+/// Generates the pair; the passphrase is `BACKUPAPPS_PASSPHRASE` (for a
+/// signing key `BACKUPAPPS_SIGNING_PASSPHRASE`) or a random one written to
+/// `secrets/NAME.pass` (mode 0600). Never overwrites a key.
 ///
 /// # Errors
 /// When a key file of that name exists, or files cannot be written.
-pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) -> Result<KeyFiles> {
+pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool, signing: bool) -> Result<KeyFiles> {
     let slug: String = name
         .chars()
         .map(|c| {
@@ -37,6 +41,9 @@ pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) ->
     }
     let secrets = home.join("secrets");
     fs::create_dir_all(&secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
+    // Secret keys and passphrases live here: the folder is its owner's only.
+    fs::set_permissions(&secrets, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", secrets.display()))?;
     let files = KeyFiles {
         public: secrets.join(format!("{slug}.pub.asc")),
         secret: secrets.join(format!("{slug}.sec.asc")),
@@ -53,7 +60,12 @@ pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) ->
             );
         }
     }
-    let from_env = std::env::var("BACKUPAPPS_PASSPHRASE").ok();
+    let env = if signing {
+        "BACKUPAPPS_SIGNING_PASSPHRASE"
+    } else {
+        "BACKUPAPPS_PASSPHRASE"
+    };
+    let from_env = std::env::var(env).ok();
     let passphrase = match (&files.passphrase, from_env) {
         (None, _) => None,
         (Some(_), Some(p)) => Some(p),
@@ -69,22 +81,38 @@ pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool) ->
         Some(e) => format!("{name} <{e}>"),
         None => name.to_owned(),
     };
-    let key = backup_core::generate_key(&user_id, passphrase.as_deref())?;
+    let key = if signing {
+        backup_core::generate_signing_key(&user_id, passphrase.as_deref())?
+    } else {
+        backup_core::generate_key(&user_id, passphrase.as_deref())?
+    };
     write_private(&files.secret, key.secret_armored.as_bytes())?;
     if let (Some(path), Some(p)) = (&files.passphrase, &passphrase) {
         write_private(path, format!("{p}\n").as_bytes())?;
     }
     fs::write(&files.public, key.public_armored.as_bytes())
         .with_context(|| format!("cannot write {}", files.public.display()))?;
-    println!("generated key {} ({user_id})", key.fingerprint);
-    println!(
-        "  public key : {}   (backing up needs only this one)",
-        files.public.display()
-    );
-    println!(
-        "  secret key : {}   (restore, verify, mirror; keep a copy off this host)",
-        files.secret.display()
-    );
+    if signing {
+        println!("generated signing key {} ({user_id}); it can sign, not decrypt", key.fingerprint);
+        println!(
+            "  public key : {}   (signers = [...] on every host that reads backups)",
+            files.public.display()
+        );
+        println!(
+            "  secret key : {}   (signing_key = ... on the backing-up host)",
+            files.secret.display()
+        );
+    } else {
+        println!("generated key {} ({user_id})", key.fingerprint);
+        println!(
+            "  public key : {}   (recipients = [...]: backing up needs only this one)",
+            files.public.display()
+        );
+        println!(
+            "  secret key : {}   (restore, verify, mirror; keep a copy off this host)",
+            files.secret.display()
+        );
+    }
     if let Some(p) = &files.passphrase {
         println!("  passphrase : {}", p.display());
     }

@@ -1,17 +1,18 @@
-//! `list [TARGET..] [--json]`.
+//! `list [TARGET..] [--json]`: trusted backups, and what is in the store but
+//! not trusted, with the reason.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use backup_core::catalog::list_backups;
 use backup_core::manifest::rfc3339;
+use backup_core::{list_backups, Listing, Signed};
 use serde_json::{json, Value};
 
 use crate::output::human_size;
 use crate::wiring;
-use crate::workspace::Workspace;
+use crate::workspace::{Profile, Workspace};
 
-/// Prints the complete backups of each selected profile, oldest first.
+/// Prints the backups of each selected profile, oldest first.
 ///
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
@@ -22,54 +23,29 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
         let target = profile.target();
         let result = async {
             let store = wiring::store(ws, &profile.settings, &profile.file.display().to_string())?;
-            let listing = list_backups(&store, profile.dest_prefix()).await?;
-            let plan = super::prune::decisions(profile, &listing)?;
-            Ok::<_, anyhow::Error>((listing, plan))
+            let trust = wiring::trust(ws, &profile.settings)?;
+            Ok::<_, anyhow::Error>(list_backups(&store, &profile.profile_ref(), &trust).await?)
         }
         .await;
-        let (listing, plan) = match result {
+        let listing = match result {
             Ok(x) => x,
             Err(e) => {
                 codes.push(super::report_failure(&target, "list", &e));
                 continue;
             }
         };
-        for (id, error) in &listing.damaged {
-            eprintln!("{target}: backup {id} has an unreadable manifest and is not listed: {error}");
+        if !json {
+            for u in &listing.untrusted {
+                eprintln!("{target}: backup {} is NOT trusted and is never used: {}", u.id, u.reason);
+            }
+            if !listing.incomplete.is_empty() {
+                eprintln!(
+                    "{target}: {} incomplete backup(s) without manifest (failed or running); prune removes them after [retention] incomplete_grace",
+                    listing.incomplete.len()
+                );
+            }
         }
-        if !listing.incomplete.is_empty() && !json {
-            eprintln!(
-                "{target}: {} incomplete backup(s) without manifest (failed or running); prune removes them after [retention] incomplete_grace",
-                listing.incomplete.len()
-            );
-        }
-        for entry in &listing.complete {
-            let m = &entry.manifest;
-            let decision = plan.iter().find(|d| d.id == m.id);
-            let mark_time = |name: &str| {
-                entry
-                    .marks
-                    .get(name)
-                    .and_then(|v| v.get("time"))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
-            rows.push(json!({
-                "target": target,
-                "id": m.id,
-                "time": rfc3339(m.time),
-                "kind": m.kind,
-                "size": m.stored_size,
-                "plaintext_size": m.plaintext_size,
-                "chunks": m.chunks.len(),
-                "keep": decision.is_none_or(|d| d.keep),
-                "reasons": decision.map(|d| d.reasons.clone()).unwrap_or_default(),
-                "verified": mark_time("verified"),
-                "restored": mark_time("restored"),
-                // A restore (or a mirror) that succeeded proved this backup restorable.
-                "restore_verified": entry.marks.contains_key("restored"),
-            }));
-        }
+        rows.extend(profile_rows(profile, &listing));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
@@ -81,34 +57,113 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
     Ok(super::worst(&codes))
 }
 
+/// One row per backup folder with a manifest: trusted ones with their
+/// retention reasons and marks, then untrusted ones with the reason.
+fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
+    let target = profile.target();
+    let plan = super::prune::plan(profile, listing);
+    let mut rows = Vec::new();
+    for entry in &listing.trusted {
+        let m = &entry.manifest;
+        let kept = plan.keep.iter().find(|k| k.id == m.id);
+        let mark_time = |name: &str| {
+            entry
+                .marks
+                .get(name)
+                .and_then(|v| v.get("time"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (status, signer) = match &entry.signed {
+            Signed::By(fingerprint) => ("trusted", Value::from(fingerprint.as_str())),
+            _ => ("unsigned", Value::Null),
+        };
+        rows.push(json!({
+            "target": target,
+            "id": m.id,
+            "time": rfc3339(m.time),
+            "kind": m.kind,
+            "size": m.stored_size,
+            "plaintext_size": m.plaintext_size,
+            "chunks": m.chunks.len(),
+            "trusted": true,
+            "status": status,
+            "signer": signer,
+            "reason": Value::Null,
+            "keep": kept.is_some(),
+            "reasons": kept.map(|k| k.reasons.clone()).unwrap_or_default(),
+            "verified": mark_time("verified"),
+            "verified_mode": entry.marks.get("verified").and_then(|v| v.get("mode")).cloned().unwrap_or(Value::Null),
+            "restored": mark_time("restored"),
+            // A restore (or a mirror) that succeeded proved this backup restorable.
+            "restore_verified": entry.marks.contains_key("restored"),
+        }));
+    }
+    for u in &listing.untrusted {
+        let m = u.manifest.as_ref();
+        rows.push(json!({
+            "target": target,
+            "id": u.id,
+            "time": m.map(|m| Value::from(rfc3339(m.time))).unwrap_or(Value::Null),
+            "kind": m.map(|m| Value::from(m.kind.as_str())).unwrap_or(Value::Null),
+            "size": m.map(|m| m.stored_size),
+            "plaintext_size": m.map(|m| m.plaintext_size),
+            "chunks": m.map(|m| m.chunks.len()),
+            "trusted": false,
+            "status": if m.is_some() { "untrusted" } else { "damaged" },
+            "signer": Value::Null,
+            "reason": u.reason,
+            "keep": Value::Null,
+            "reasons": [],
+            "verified": Value::Null,
+            "verified_mode": Value::Null,
+            "restored": Value::Null,
+            "restore_verified": false,
+        }));
+    }
+    rows
+}
+
 fn print_table(rows: &[Value]) {
     println!(
         "{:<24} {:<22} {:<21} {:>10} {:>6}  KEPT BY / MARKS",
         "TARGET", "ID", "TIME", "SIZE", "CHUNKS"
     );
     for r in rows {
-        let reasons: Vec<String> = r["reasons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        let mut notes = if r["keep"].as_bool() == Some(false) {
-            vec!["(to be pruned)".to_owned()]
+        let notes = if r["trusted"].as_bool() == Some(false) {
+            vec![format!(
+                "{} — never used: {}",
+                r["status"].as_str().unwrap_or_default().to_uppercase(),
+                r["reason"].as_str().unwrap_or_default()
+            )]
         } else {
-            reasons
-        };
-        for mark in ["verified", "restored"] {
-            if let Some(t) = r[mark].as_str() {
-                notes.push(format!("{mark} {t}"));
+            let mut notes: Vec<String> = if r["keep"].as_bool() == Some(false) {
+                vec!["(to be pruned)".to_owned()]
+            } else {
+                r["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            };
+            if r["status"] == "unsigned" {
+                notes.push("UNSIGNED".into());
             }
-        }
+            if let Some(t) = r["verified"].as_str() {
+                notes.push(format!("verified ({}) {t}", r["verified_mode"].as_str().unwrap_or("?")));
+            }
+            if let Some(t) = r["restored"].as_str() {
+                notes.push(format!("restored {t}"));
+            }
+            notes
+        };
         println!(
             "{:<24} {:<22} {:<21} {:>10} {:>6}  {}",
             r["target"].as_str().unwrap_or_default(),
             r["id"].as_str().unwrap_or_default(),
-            r["time"].as_str().unwrap_or_default(),
-            human_size(r["size"].as_u64().unwrap_or(0)),
+            r["time"].as_str().unwrap_or("-"),
+            r["size"].as_u64().map(human_size).unwrap_or_else(|| "-".into()),
             r["chunks"],
             notes.join(", ")
         );

@@ -1,13 +1,12 @@
 //! `mirror [TARGET..] [--backup ID] [--dry-run]`: refresh test databases from
-//! the newest backup in the store (DESIGN §7).
+//! the newest trusted backup in the store (DESIGN §7).
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use backup_core::catalog::{list_backups, select, write_mark};
 use backup_core::manifest::rfc3339;
-use chrono::Utc;
-use serde_json::json;
+use backup_core::{list_backups, Pick};
+use backup_pg::{mirror_backup, Mirror};
 
 use crate::output::human_size;
 use crate::workspace::{Profile, Workspace};
@@ -40,21 +39,20 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         bail!("{} has no [mirror] section", profile.file.display());
     };
     let _lock = lock::acquire(ws, &format!("mirror-{}-{}", profile.app, profile.name))?;
-    let store = wiring::store(ws, &profile.settings, &profile.file.display().to_string())?;
-    let listing = list_backups(&store, profile.dest_prefix()).await?;
-    let entry = select(&listing, &target, backup, None)?;
-    let m = &entry.manifest;
+    let s = &profile.settings;
+    let store = wiring::store(ws, s, &profile.file.display().to_string())?;
+    let trust = wiring::trust(ws, s)?;
+    let pick = backup.map_or(Pick::Newest, Pick::Id);
     if dry_run {
+        let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
+        let m = &listing.pick(pick)?.manifest;
         println!(
             "{target}: would mirror backup {} ({}, {}) into {test}",
             m.id,
             rfc3339(m.time),
             human_size(m.plaintext_size)
         );
-        println!(
-            "  restore into a temporary database on {}:{}, then:",
-            test.host, test.port
-        );
+        println!("  restore into a temporary database on {}:{}, then:", test.host, test.port);
         for file in &config.sanitize {
             println!("  sanitize with {}", file.display());
         }
@@ -69,56 +67,27 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         println!("  swap it in as {} and {previous}", test.database);
         return Ok(());
     }
-    let lease = crate::lease::acquire(
-        &store,
-        profile.dest_prefix(),
-        "mirror",
-        super::backup::lease_ttl(profile),
-    )
-    .await?;
-    let result = refresh(ws, profile, &store, m, &test, &config).await;
-    lease.release().await;
-    result
-}
-
-async fn refresh(
-    ws: &Workspace,
-    profile: &Profile,
-    store: &std::sync::Arc<dyn backup_core::Store>,
-    m: &backup_core::Manifest,
-    test: &backup_pg::PgConn,
-    config: &backup_pg::MirrorConfig,
-) -> Result<()> {
-    let target = profile.target();
-    let decryptor = wiring::decryptor(ws, &profile.settings)?;
-    let dump = ws
-        .home
-        .join("data")
-        .join(&profile.app)
-        .join(&profile.name)
-        .join(format!("mirror-{}.pgdump", m.id));
-    let refreshed = async {
-        super::restore::download_stream(store, decryptor, m, "data", &dump, false).await?;
-        Ok::<_, anyhow::Error>(backup_pg::refresh_from_dump(test, config, &dump, &ws.home).await?)
-    }
-    .await;
-    let _ = tokio::fs::remove_file(&dump).await;
-    let refresh = refreshed?;
-    let mark = json!({
-        "time": rfc3339(Utc::now()),
-        "kind": "mirror",
-        "to": test.to_string(),
-        "database_size": refresh.database_size,
-        "tables": refresh.tables,
-        "kept_previous": refresh.swap.kept_previous,
-    });
-    write_mark(&**store, m, "restored", &mark).await?;
+    let profile_ref = profile.profile_ref();
+    let work_dir = profile.data_dir(ws);
+    let mirror = Mirror {
+        store: &store,
+        profile: &profile_ref,
+        trust: &trust,
+        decryptor: wiring::decryptor(ws, s)?,
+        test: &test,
+        config: &config,
+        base: &ws.home,
+        work_dir: &work_dir,
+        lease_ttl: wiring::lease_ttl(profile),
+    };
+    let report = mirror_backup(&mirror, pick).await?;
     println!(
-        "{target}: mirrored backup {} ({}) into {test}: {} tables, {}; backup marked restore-verified",
-        m.id,
-        rfc3339(m.time),
-        refresh.tables,
-        human_size(refresh.database_size.max(0) as u64)
+        "{target}: mirrored backup {} ({}) into {}: {} tables, {}; backup marked restore-verified",
+        report.id,
+        report.time,
+        report.into,
+        report.refresh.tables,
+        human_size(report.refresh.database_size.max(0) as u64)
     );
     Ok(())
 }

@@ -2,15 +2,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
-use backup_core::catalog::{list_backups, remove_backup, Listing};
-use backup_core::manifest::rfc3339;
-use backup_core::retention::{BackupSummary, Decision, RetentionPolicy};
+use anyhow::Result;
+use backup_core::lease::{self, PROFILE_LEASE};
+use backup_core::prune::{self, PrunePlan};
+use backup_core::{list_backups, Listing};
 use chrono::Utc;
-use serde_json::{json, Value};
 
-use crate::wiring;
 use crate::workspace::{Profile, Workspace};
+use crate::wiring;
 
 /// Applies (or with `dry_run`, shows) retention for each selected profile.
 ///
@@ -23,7 +22,7 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
         let lock = if dry_run {
             None
         } else {
-            Some(crate::lock::acquire(ws, &super::backup::profile_lock(profile)))
+            Some(crate::lock::acquire(ws, &crate::lock::profile_lock(profile)))
         };
         if let Some(Err(e)) = lock {
             codes.push(super::report_failure(&profile.target(), "prune", &e));
@@ -40,144 +39,79 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&Value::Array(plans))?);
+        println!("{}", serde_json::to_string_pretty(&plans)?);
     }
     Ok(super::worst(&codes))
 }
 
-/// The retention decisions for a listing, newest first.
-///
-/// # Errors
-/// A bad `[retention]` setting, naming the profile file.
-pub fn decisions(profile: &Profile, listing: &Listing) -> Result<Vec<Decision>> {
-    let policy = profile
-        .settings
-        .retention
-        .policy()
-        .map_err(|e| anyhow!("{}: {e}", profile.file.display()))?;
-    let summaries: Vec<BackupSummary> = listing
-        .complete
-        .iter()
-        .map(|e| BackupSummary {
-            id: e.manifest.id.clone(),
-            time: e.manifest.time,
-        })
-        .collect();
-    Ok(policy.plan(&summaries, Utc::now()))
+/// The plan for a listing of `profile`, now.
+pub fn plan(profile: &Profile, listing: &Listing) -> PrunePlan {
+    let policy = &profile.settings.retention;
+    prune::plan(listing, profile.dest_prefix(), policy, Utc::now(), policy.incomplete_grace)
 }
 
-/// Plans and (unless `dry_run`) removes; returns the plan as the JSON contract
-/// `{"target", "keep": [{"id","time","reasons"}], "remove": [{"id","time"}]}`,
-/// plus `"incomplete"`: the manifest-less backups removed (or to remove).
+/// Plans and (unless `dry_run`) removes exactly what the plan says, under the
+/// profile's lease in the store.
 ///
 /// # Errors
-/// Store errors; what was planned but not removed is left for the next prune.
-pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> Result<Value> {
+/// Store, key or lease errors; what was planned but not removed is left for
+/// the next prune.
+pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> Result<PrunePlan> {
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;
+    let trust = wiring::trust(ws, s)?;
     let lease = if dry_run {
         None
     } else {
-        Some(
-            crate::lease::acquire(
-                &store,
-                profile.dest_prefix(),
-                "profile",
-                super::backup::lease_ttl(profile),
-            )
-            .await?,
-        )
+        Some(lease::acquire(&store, profile.dest_prefix(), PROFILE_LEASE, wiring::lease_ttl(profile)).await?)
     };
-    let result = plan_and_remove(profile, &store, dry_run).await;
+    let result = async {
+        let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
+        let plan = plan(profile, &listing);
+        if !dry_run {
+            let applied = prune::apply(&store, &plan, Utc::now(), s.retention.incomplete_grace).await?;
+            if applied.swept > 0 {
+                tracing::info!(target_profile = %profile.target(), pieces = applied.swept, "removed debris of interrupted uploads");
+            }
+        }
+        Ok(plan)
+    }
+    .await;
     if let Some(lease) = lease {
         lease.release().await;
     }
     result
 }
 
-async fn plan_and_remove(
-    profile: &Profile,
-    store: &std::sync::Arc<dyn backup_core::Store>,
-    dry_run: bool,
-) -> Result<Value> {
-    let s = &profile.settings;
-    let listing = list_backups(store, profile.dest_prefix()).await?;
-    let plan = decisions(profile, &listing)?;
-    let grace = s
-        .retention
-        .grace()
-        .map_err(|e| anyhow!("{}: {e}", profile.file.display()))?;
-    let stale: Vec<_> = listing
-        .incomplete
-        .iter()
-        .filter(|i| i.last_modified < Utc::now() - grace)
-        .collect();
-    if !dry_run {
-        for d in plan.iter().filter(|d| !d.keep) {
-            let entry = listing.complete.iter().find(|e| e.manifest.id == d.id);
-            let objects = entry.map(|e| e.objects.as_slice()).unwrap_or_default();
-            remove_backup(&**store, profile.dest_prefix(), &d.id, objects).await?;
-            tracing::info!(target_profile = %profile.target(), id = %d.id, "removed backup (no retention rule keeps it)");
-        }
-        for i in &stale {
-            remove_backup(&**store, profile.dest_prefix(), &i.id, &i.objects).await?;
-            tracing::info!(target_profile = %profile.target(), id = %i.id, "removed incomplete backup");
-        }
-        let swept = store.sweep(profile.dest_prefix(), Utc::now() - grace).await?;
-        if swept > 0 {
-            tracing::info!(target_profile = %profile.target(), pieces = swept, "removed debris of interrupted uploads");
-        }
-    }
-    let keep: Vec<Value> = plan
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| json!({"id": d.id, "time": rfc3339(d.time), "reasons": d.reasons}))
-        .collect();
-    let remove: Vec<Value> = plan
-        .iter()
-        .filter(|d| !d.keep)
-        .map(|d| json!({"id": d.id, "time": rfc3339(d.time)}))
-        .collect();
-    let incomplete: Vec<Value> = stale
-        .iter()
-        .map(|i| json!({"id": i.id, "last_modified": rfc3339(i.last_modified)}))
-        .collect();
-    Ok(json!({"target": profile.target(), "keep": keep, "remove": remove, "incomplete": incomplete}))
-}
-
-fn print_plan(plan: &Value, dry_run: bool) {
-    let target = plan["target"].as_str().unwrap_or_default();
+fn print_plan(plan: &PrunePlan, dry_run: bool) {
     let verb = if dry_run { "would remove" } else { "removed" };
-    let empty = Vec::new();
-    let list = |key: &str| plan[key].as_array().unwrap_or(&empty).clone();
     println!(
-        "{target}: keep {}, {verb} {}, {verb} {} incomplete",
-        list("keep").len(),
-        list("remove").len(),
-        list("incomplete").len()
+        "{}: keep {}, {verb} {}, {verb} {} incomplete, {verb} {} untrusted",
+        plan.target,
+        plan.keep.len(),
+        plan.remove.len(),
+        plan.incomplete.len(),
+        plan.untrusted.len()
     );
-    for k in list("keep") {
-        let reasons: Vec<&str> = k["reasons"]
-            .as_array()
-            .unwrap_or(&empty)
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+    for k in &plan.keep {
         println!(
             "  keep    {}  {}  {}",
-            k["id"].as_str().unwrap_or_default(),
-            k["time"].as_str().unwrap_or_default(),
-            reasons.join(", ")
+            k.id,
+            backup_core::manifest::rfc3339(k.time),
+            k.reasons.join(", ")
         );
     }
-    for r in list("remove") {
+    for r in &plan.remove {
+        println!("  {verb:<7} {}  {}", r.id, backup_core::manifest::rfc3339(r.time));
+    }
+    for i in &plan.incomplete {
+        println!("  {verb:<7} {}  (incomplete)", i.id);
+    }
+    for u in &plan.untrusted {
         println!(
-            "  {verb:<7} {}  {}",
-            r["id"].as_str().unwrap_or_default(),
-            r["time"].as_str().unwrap_or_default()
+            "  {verb:<7} {}  (untrusted: {})",
+            u.id,
+            u.reason.as_deref().unwrap_or_default()
         );
-    }
-    for i in list("incomplete") {
-        println!("  {verb:<7} {}  (incomplete)", i["id"].as_str().unwrap_or_default());
     }
 }

@@ -61,8 +61,7 @@ pub fn jobs(ws: &Workspace) -> Result<Vec<Job>> {
             .settings
             .mirror
             .as_ref()
-            .and_then(|m| m.get("schedule"))
-            .and_then(|v| v.as_str())
+            .and_then(|m| m.schedule.as_ref())
         {
             add("mirror", expression, "[mirror] schedule")?;
         }

@@ -1,0 +1,151 @@
+//! The one place where a profile's kind picks its source, its restorer and
+//! its checker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use backup_core::{CatalogEntry, Decryptor, DynStore, Source, StreamCheck};
+use backup_files::{FilesConfig, FilesSource, TarCheck};
+use backup_pg::{DatabaseRestore, DumpCheck, PgSource};
+
+use crate::output::human_size;
+use crate::settings::Kind;
+use crate::wiring;
+use crate::workspace::{Profile, Workspace};
+
+/// Where a restore goes.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// A folder (files), or where the dump files go (postgres).
+    pub to: Option<PathBuf>,
+    /// A new database (postgres).
+    pub to_db: Option<String>,
+    /// Replace `to_db` if it exists, safely.
+    pub replace: bool,
+}
+
+/// What a restore did, for the report and the `restored` mark.
+#[derive(Debug)]
+pub struct Restored {
+    /// Where it went: a folder or `user@host:port/db`.
+    pub into: String,
+    /// Lines to print.
+    pub lines: Vec<String>,
+}
+
+/// The source that backs up `profile`.
+///
+/// # Errors
+/// Bad paths or connection settings, naming the profile file.
+pub fn source(ws: &Workspace, profile: &Profile) -> Result<Box<dyn Source>> {
+    let s = &profile.settings;
+    let origin = profile.file.display().to_string();
+    Ok(match profile.kind() {
+        Kind::Files => {
+            let config = FilesConfig {
+                paths: s.paths.clone(),
+                exclude: s.exclude.clone(),
+                on_unreadable: s.on_unreadable,
+            };
+            let source = FilesSource::new(&config, &ws.home)
+                .context("set on_unreadable = \"warn\" in the profile to skip unreadable files")
+                .with_context(|| origin.clone())?;
+            Box::new(source)
+        }
+        Kind::Postgres => {
+            let (conn, config) = wiring::pg_conn(ws, profile)?;
+            Box::new(PgSource::new(conn, config))
+        }
+    })
+}
+
+/// The structure check of `verify` for `profile`'s backups.
+pub fn check(ws: &Workspace, profile: &Profile) -> Box<dyn StreamCheck> {
+    match profile.kind() {
+        Kind::Files => Box::new(TarCheck),
+        Kind::Postgres => {
+            let bin_dir = profile
+                .settings
+                .source
+                .as_ref()
+                .and_then(|s| s.bin_dir.as_ref())
+                .map(|b| ws.path(b));
+            Box::new(DumpCheck::new(bin_dir))
+        }
+    }
+}
+
+/// The extension of a compressed local copy: `tar` or `pgdump`.
+pub fn stream_extension(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Files => "tar",
+        Kind::Postgres => "pgdump",
+    }
+}
+
+/// Restores a trusted backup of `profile` to `dest`.
+///
+/// # Errors
+/// A destination that does not fit the kind; the library's restore errors.
+pub async fn restore(
+    ws: &Workspace,
+    profile: &Profile,
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    dest: &Destination,
+    default_dir: &Path,
+) -> Result<Restored> {
+    let target = profile.target();
+    let dir = dest.to.clone().unwrap_or_else(|| default_dir.to_owned());
+    match (profile.kind(), &dest.to_db) {
+        (Kind::Files, Some(_)) => {
+            bail!("--to-db is for postgres profiles; {target} is a files profile: use --to DIR")
+        }
+        (Kind::Files, None) => {
+            let progress = crate::progress::Progress::start(&format!("{target}: restoring"));
+            let summary =
+                backup_files::restore_folder(store, decryptor, entry, &dir, Some(progress.counter.clone())).await;
+            progress.finish();
+            let s = summary?;
+            Ok(Restored {
+                into: dir.display().to_string(),
+                lines: vec![format!(
+                    "{} files, {} directories, {} symlinks, {}",
+                    s.files,
+                    s.dirs,
+                    s.symlinks,
+                    human_size(s.bytes)
+                )],
+            })
+        }
+        (Kind::Postgres, Some(db)) => {
+            let (conn, _) = wiring::pg_conn(ws, profile)?;
+            let options = DatabaseRestore::new().with_replace(dest.replace);
+            let work_dir = profile.data_dir(ws);
+            backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options).await?;
+            let mut lines = Vec::new();
+            if entry.manifest.has_stream(backup_pg::GLOBALS_STREAM) {
+                lines.push(format!(
+                    "roles and tablespaces were not applied; `restore {target} --to DIR` writes globals.sql"
+                ));
+            }
+            Ok(Restored {
+                into: conn.with_database(db).to_string(),
+                lines,
+            })
+        }
+        (Kind::Postgres, None) => {
+            let written = backup_pg::write_dump_files(store, decryptor, entry, &dir).await?;
+            let mut lines: Vec<String> = written.iter().map(|p| format!("wrote {}", p.display())).collect();
+            if let Some(dump) = written.first() {
+                lines.push(format!("restore it with: pg_restore -d NEWDB {}", dump.display()));
+            }
+            Ok(Restored {
+                into: dir.display().to_string(),
+                lines,
+            })
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! PostgreSQL backups from the store: restored into a database, written out
+//! as dump files, or checked with `pg_restore --list`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backup_core::{
+    default_parallelism, restore_to_file, ByteStream, CatalogEntry, Decryptor, DynStore, Error, Result, StreamCheck,
+    DATA_STREAM,
+};
+
+use crate::conn::PgConn;
+use crate::restore::{check_dump, create_database, database_exists, drop_database, pg_restore, replace_database, RestoreOptions, Swap};
+
+/// The profile kind of PostgreSQL backups.
+pub const KIND: &str = "postgres";
+
+/// The stream holding `pg_dumpall --globals-only` (roles, tablespaces), when
+/// the backup has one.
+pub const GLOBALS_STREAM: &str = "globals";
+
+/// How a backup is restored into a database.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DatabaseRestore {
+    /// Options of `pg_restore`.
+    pub pg_restore: RestoreOptions,
+    /// Replace the database if it exists, through a fresh copy swapped in
+    /// only when the restore succeeded.
+    pub replace: bool,
+}
+
+impl DatabaseRestore {
+    /// `pg_restore -j <cores>`, no replacing.
+    pub fn new() -> Self {
+        DatabaseRestore {
+            pg_restore: RestoreOptions {
+                jobs: default_parallelism(),
+                ..Default::default()
+            },
+            replace: false,
+        }
+    }
+
+    /// Replace an existing database safely.
+    #[must_use]
+    pub fn with_replace(mut self, replace: bool) -> Self {
+        self.replace = replace;
+        self
+    }
+
+    /// `pg_restore` options.
+    #[must_use]
+    pub fn with_pg_restore(mut self, options: RestoreOptions) -> Self {
+        self.pg_restore = options;
+        self
+    }
+}
+
+/// A private temporary folder (0700) in `work_dir` for a dump on its way to
+/// pg_restore; removed when dropped, also when the run is cancelled.
+pub(crate) fn private_work_dir(work_dir: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".backupapps-dump-")
+        .tempdir_in(work_dir)
+        .map_err(|e| Error::io(work_dir, e))
+}
+
+/// Downloads, authenticates and decrypts a backup's dump into a private
+/// temporary folder in `work_dir`.
+pub(crate) async fn download_dump(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    work_dir: &Path,
+) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = private_work_dir(work_dir)?;
+    let dump = dir.path().join("dump.pgdump");
+    restore_to_file(store, decryptor, entry, DATA_STREAM, &dump, false).await?;
+    Ok((dir, dump))
+}
+
+/// Restores a trusted PostgreSQL backup into the database `database` on the
+/// server of `conn` (which connects with the restoring role). The dump goes
+/// through a private temporary file in `work_dir`, removed afterwards. An
+/// existing database is refused before anything is downloaded, unless
+/// `options.replace`, where it is replaced only once the restore succeeded.
+///
+/// # Errors
+/// [`Error::Target`] when the database exists (without replace);
+/// integrity, decryption, connection and pg_restore errors. A database
+/// created by this call is dropped again when the restore fails.
+pub async fn restore_database(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    conn: &PgConn,
+    database: &str,
+    work_dir: &Path,
+    options: &DatabaseRestore,
+) -> Result<Option<Swap>> {
+    let admin = conn.with_database(&conn.maintenance_db);
+    if !options.replace && database_exists(&admin, database).await? {
+        return Err(Error::Target {
+            path: database.into(),
+            reason: format!("database exists already on {admin}"),
+        });
+    }
+    let (_dir, dump) = download_dump(store, decryptor, entry, work_dir).await?;
+    if options.replace {
+        let swap = replace_database(&admin, database, false, |temp| {
+            let target = conn.with_database(&temp);
+            let (dump, pg_options) = (dump.clone(), options.pg_restore.clone());
+            async move { pg_restore(&target, &dump, &pg_options).await }
+        })
+        .await?;
+        return Ok(Some(swap));
+    }
+    create_database(&admin, database, None).await?;
+    if let Err(e) = pg_restore(&conn.with_database(database), &dump, &options.pg_restore).await {
+        // The database is ours, made a moment ago: remove the half-restored copy.
+        if let Err(cleanup) = drop_database(&admin, database).await {
+            tracing::warn!(%database, error = %cleanup, "could not drop the half-restored database");
+        }
+        return Err(e);
+    }
+    Ok(None)
+}
+
+/// Writes a trusted PostgreSQL backup's dump as `<database>.pgdump` (and
+/// `globals.sql` when it has globals) into `dir`, refusing to overwrite.
+/// `<database>` comes from the signed manifest and is used only when it is a
+/// plain file name; else the file is `database.pgdump`.
+///
+/// # Errors
+/// [`Error::Target`] when a file exists; integrity, decryption or file errors.
+pub async fn write_dump_files(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let m = &entry.manifest;
+    let database = m
+        .source
+        .get("database")
+        .and_then(|d| d.as_str())
+        .filter(|d| is_plain_file_name(d))
+        .unwrap_or("database");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut written = Vec::new();
+    for (stream, name) in [
+        (DATA_STREAM, format!("{database}.pgdump")),
+        (GLOBALS_STREAM, "globals.sql".to_owned()),
+    ] {
+        if !m.has_stream(stream) {
+            continue;
+        }
+        let path = dir.join(name);
+        restore_to_file(store, decryptor.clone(), entry, stream, &path, true).await?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// A name that stays inside its folder: no separators, not `.`/`..`, no
+/// leading dot, printable, at most 63 bytes (PostgreSQL's identifier limit).
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks a PostgreSQL backup's dump with `pg_restore --list`: no database needed.
+#[derive(Debug, Clone, Default)]
+pub struct DumpCheck {
+    bin_dir: Option<PathBuf>,
+}
+
+impl DumpCheck {
+    /// Uses `pg_restore` from `bin_dir`, or from `PATH`.
+    pub fn new(bin_dir: Option<PathBuf>) -> Self {
+        DumpCheck { bin_dir }
+    }
+}
+
+#[async_trait]
+impl StreamCheck for DumpCheck {
+    async fn check(&self, data: ByteStream, entry: &CatalogEntry) -> Result<String> {
+        let entries = check_dump(data, self.bin_dir.as_deref(), &entry.manifest.id).await?;
+        Ok(format!("pg_restore --list read {entries} entries"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_file_name;
+
+    #[test]
+    fn dump_file_names_stay_in_their_folder() {
+        for ok in ["shop", "shop_prod", "db-1", "a.b"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", "/some/dir/x", "../x", "..", ".hidden", "a/b", "a b", "x\0"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
+}
