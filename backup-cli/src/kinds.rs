@@ -43,11 +43,9 @@ pub fn source(ws: &Workspace, profile: &Profile) -> Result<Box<dyn Source>> {
     let origin = profile.file.display().to_string();
     Ok(match profile.kind() {
         Kind::Files => {
-            let config = FilesConfig {
-                paths: s.paths.clone(),
-                exclude: s.exclude.clone(),
-                on_unreadable: s.on_unreadable,
-            };
+            let config = FilesConfig::new(s.paths.clone())
+                .with_exclude(s.exclude.clone())
+                .with_on_unreadable(s.on_unreadable);
             let source = FilesSource::new(&config, &ws.home)
                 .context("set on_unreadable = \"warn\" in the profile to skip unreadable files")
                 .with_context(|| origin.clone())?;

@@ -74,7 +74,12 @@ pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn E
 /// # Errors
 /// Names the missing key or passphrase file; a wrong passphrase is said as such.
 pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
-    let Some(secret) = settings.encryption.secret_key.as_ref().and_then(|k| k.paths().into_iter().next()) else {
+    let Some(secret) = settings
+        .encryption
+        .secret_key
+        .as_ref()
+        .and_then(|k| k.paths().into_iter().next())
+    else {
         return Err(backup_core::Error::config(
             "[encryption] secret_key",
             "not set: restoring needs the secret key; set secret_key = \"secrets/backup.sec.asc\" (keep it off the backup host when you can)",

@@ -159,10 +159,14 @@ impl Listing {
     }
 
     /// Untrusted folders newer than the newest trusted backup: what a reader
-    /// must not silently skip.
+    /// must not silently skip. Genuine backups refused only for their date
+    /// (a host with a wrong clock) are listed, but do not block readers.
     pub fn untrusted_newer(&self) -> Vec<&UntrustedBackup> {
         let newest = self.newest().map(|e| e.manifest.id.as_str()).unwrap_or("");
-        self.untrusted.iter().filter(|u| u.id.as_str() > newest).collect()
+        self.untrusted
+            .iter()
+            .filter(|u| !u.genuine && u.id.as_str() > newest)
+            .collect()
     }
 
     /// Finds a trusted backup.
@@ -204,7 +208,10 @@ impl Listing {
                     many => Err(no(format!(
                         "id prefix {id} matches {} backups: {}",
                         many.len(),
-                        many.iter().map(|e| e.manifest.id.as_str()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|e| e.manifest.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))),
                 }
             }
@@ -311,7 +318,13 @@ enum Judged {
     Failed(Error),
 }
 
-async fn judge(store: &dyn Store, folder: &BackupFolder, profile: &ProfileRef, trust: &Trust, now: DateTime<Utc>) -> Judged {
+async fn judge(
+    store: &dyn Store,
+    folder: &BackupFolder,
+    profile: &ProfileRef,
+    trust: &Trust,
+    now: DateTime<Utc>,
+) -> Judged {
     let untrusted = |reason: String, manifest: Option<Manifest>, genuine: bool| Judged::Untrusted {
         reason,
         manifest: manifest.map(Box::new),

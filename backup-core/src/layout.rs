@@ -138,7 +138,9 @@ fn check_chunk_name(name: &str) -> std::result::Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !plain || name == MANIFEST_NAME || name == SIGNATURE_NAME || name == MARKS_FOLDER || name == LOCKS_FOLDER {
-        return Err(format!("chunk name {name:?} is not a plain object name in the backup's folder"));
+        return Err(format!(
+            "chunk name {name:?} is not a plain object name in the backup's folder"
+        ));
     }
     Ok(())
 }
@@ -152,12 +154,24 @@ mod tests {
         let f = BackupFolder::new("/app/db/", "20261126T020100Z-3f9a").unwrap();
         assert_eq!(f.manifest_key(), "app/db/20261126T020100Z-3f9a/manifest.json");
         assert_eq!(f.signature_key(), "app/db/20261126T020100Z-3f9a/manifest.json.sig");
-        assert_eq!(f.mark_key("verified"), "app/db/20261126T020100Z-3f9a/marks/verified.json");
+        assert_eq!(
+            f.mark_key("verified"),
+            "app/db/20261126T020100Z-3f9a/marks/verified.json"
+        );
         assert_eq!(
             f.chunk_key("data-000001.zst.gpg").unwrap(),
             "app/db/20261126T020100Z-3f9a/data-000001.zst.gpg"
         );
-        for bad in ["../x", "a/b", "", ".hidden", "manifest.json", "manifest.json.sig", "x\0y", "é"] {
+        for bad in [
+            "../x",
+            "a/b",
+            "",
+            ".hidden",
+            "manifest.json",
+            "manifest.json.sig",
+            "x\0y",
+            "é",
+        ] {
             assert!(f.chunk_key(bad).is_err(), "{bad:?} accepted");
         }
         for bad_id in ["/etc/cron.d", "..", "20261126T020100Z-3f9a/..", "x"] {

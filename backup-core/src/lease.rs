@@ -189,15 +189,21 @@ mod tests {
     #[tokio::test]
     async fn a_held_lease_keeps_others_out_until_released() {
         let store = store();
-        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap();
+        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(lease.key(), "app/db/locks/profile.json");
         let err = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await;
         assert!(matches!(err, Err(Error::Busy { .. })), "{err:?}");
         // Another lease of the same profile is independent.
-        let mirror = acquire(&store, "app/db", MIRROR_LEASE, Duration::from_secs(60)).await.unwrap();
+        let mirror = acquire(&store, "app/db", MIRROR_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         lease.release().await;
         assert!(!store.exists("app/db/locks/profile.json").await.unwrap());
-        let again = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap();
+        let again = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         again.release().await;
         mirror.release().await;
     }
@@ -213,11 +219,18 @@ mod tests {
             token: "x".into(),
         };
         let key = lease_key("app/db", PROFILE_LEASE);
-        store.put(&key, Bytes::from(serde_json::to_vec(&expired).unwrap())).await.unwrap();
-        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap();
+        store
+            .put(&key, Bytes::from(serde_json::to_vec(&expired).unwrap()))
+            .await
+            .unwrap();
+        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         lease.release().await;
         store.put(&key, Bytes::from_static(b"not json")).await.unwrap();
-        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap();
+        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         lease.release().await;
     }
 
@@ -232,17 +245,27 @@ mod tests {
             token: "x".into(),
         };
         store
-            .put(&lease_key("app/db", PROFILE_LEASE), Bytes::from(serde_json::to_vec(&live).unwrap()))
+            .put(
+                &lease_key("app/db", PROFILE_LEASE),
+                Bytes::from(serde_json::to_vec(&live).unwrap()),
+            )
             .await
             .unwrap();
-        let err = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap_err();
-        assert!(err.to_string().contains("db-backup-2") && err.to_string().contains("4242"), "{err}");
+        let err = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("db-backup-2") && err.to_string().contains("4242"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn release_leaves_a_lease_taken_over_by_another_run() {
         let store = store();
-        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60)).await.unwrap();
+        let lease = acquire(&store, "app/db", PROFILE_LEASE, Duration::from_secs(60))
+            .await
+            .unwrap();
         let key = lease.key().to_owned();
         store.put(&key, Bytes::from_static(b"{}")).await.unwrap();
         lease.release().await;

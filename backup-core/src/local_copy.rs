@@ -64,7 +64,9 @@ impl TeeSource {
 
 impl std::fmt::Debug for TeeSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TeeSource").field("partial", &self.partial).finish_non_exhaustive()
+        f.debug_struct("TeeSource")
+            .field("partial", &self.partial)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,7 +135,11 @@ pub async fn copy_backup_folder(store: &DynStore, entry: &CatalogEntry, dir: &Pa
         objects.push((chunk.name.clone(), folder.chunk_key(&chunk.name)?, chunk.size));
     }
     objects.push((SIGNATURE_NAME.into(), folder.signature_key(), 64 * 1024));
-    objects.push((MANIFEST_NAME.into(), folder.manifest_key(), crate::manifest::MAX_MANIFEST_SIZE));
+    objects.push((
+        MANIFEST_NAME.into(),
+        folder.manifest_key(),
+        crate::manifest::MAX_MANIFEST_SIZE,
+    ));
     for (name, key, max) in objects {
         let bytes = match store.get_bytes(&key, max).await {
             Ok(bytes) => bytes,

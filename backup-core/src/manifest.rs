@@ -139,7 +139,10 @@ impl Manifest {
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(Error::Format {
                 id: key.to_owned(),
-                reason: format!("manifest is {} bytes, more than the {MAX_MANIFEST_SIZE} allowed", bytes.len()),
+                reason: format!(
+                    "manifest is {} bytes, more than the {MAX_MANIFEST_SIZE} allowed",
+                    bytes.len()
+                ),
             });
         }
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Format {
@@ -173,7 +176,10 @@ impl Manifest {
         now: DateTime<Utc>,
     ) -> std::result::Result<(), String> {
         if self.id != folder_id || !is_backup_id(&self.id) {
-            return Err(format!("its manifest says id {:?} but it lies in folder {folder_id:?}", self.id));
+            return Err(format!(
+                "its manifest says id {:?} but it lies in folder {folder_id:?}",
+                self.id
+            ));
         }
         if self.dest_prefix.trim_matches('/') != expected.dest_prefix.trim_matches('/') {
             return Err(format!(
@@ -196,7 +202,10 @@ impl Manifest {
             return Err(format!("it is dated {} — in the future", rfc3339(self.time)));
         }
         if self.chunk_size > MAX_CHUNK_SIZE {
-            return Err(format!("chunk_size {} is above the {MAX_CHUNK_SIZE} bytes allowed", self.chunk_size));
+            return Err(format!(
+                "chunk_size {} is above the {MAX_CHUNK_SIZE} bytes allowed",
+                self.chunk_size
+            ));
         }
         let folder = BackupFolder::new(&expected.dest_prefix, &self.id).map_err(|e| e.to_string())?;
         let mut names = std::collections::HashSet::new();
@@ -315,12 +324,23 @@ mod tests {
         let m = sample();
         assert!(m.check_place(&m.id, &expected, now).is_ok());
         assert!(m.check_place("20260102T030406Z-abcd", &expected, now).is_err());
-        assert!(m.check_place(&m.id, &ProfileRef::new("app", "other", "app/db"), now).is_err());
-        assert!(m.check_place(&m.id, &ProfileRef::new("app", "db", "app/other"), now).is_err());
-        assert!(m.check_place(&m.id, &expected.clone().with_kind("postgres"), now).is_err());
+        assert!(m
+            .check_place(&m.id, &ProfileRef::new("app", "other", "app/db"), now)
+            .is_err());
+        assert!(m
+            .check_place(&m.id, &ProfileRef::new("app", "db", "app/other"), now)
+            .is_err());
+        assert!(m
+            .check_place(&m.id, &expected.clone().with_kind("postgres"), now)
+            .is_err());
         let future = now - chrono::Duration::days(1);
         assert!(m.check_place(&m.id, &expected, future).is_err());
-        for (name, stream) in [("../x", "data"), ("a/b", "data"), ("manifest.json", "data"), ("d-1", "../x")] {
+        for (name, stream) in [
+            ("../x", "data"),
+            ("a/b", "data"),
+            ("manifest.json", "data"),
+            ("d-1", "../x"),
+        ] {
             let mut bad = sample();
             bad.chunks[0].name = name.into();
             bad.chunks[0].stream = stream.into();

@@ -122,8 +122,8 @@ pub fn default_parallelism() -> usize {
 /// let store: DynStore = Arc::new(MemoryStore::new());
 /// let key = generate_key("Backups <ops@example.org>", None)?;
 /// let signing = generate_signing_key("Backup host <ops@example.org>", None)?;
-/// let encryptor = Arc::new(PgpEncryptor::from_armored([(std::path::Path::new("k"), key.public.as_bytes())])?);
-/// let signer = ManifestSigner::from_bytes(std::path::Path::new("s"), signing.secret.as_bytes(), "")?;
+/// let encryptor = Arc::new(PgpEncryptor::from_armored([(std::path::Path::new("k"), key.public_armored.as_bytes())])?);
+/// let signer = ManifestSigner::from_bytes(std::path::Path::new("s"), signing.secret_armored.as_bytes(), "")?;
 /// let source = BytesSource::new(b"hello".to_vec());
 /// let options = BackupOptions::new("app", "files", "app/files");
 /// let manifest = run_backup(&store, &source, encryptor, &signer, &options).await?;
@@ -213,7 +213,10 @@ async fn store_chunks(
     for (name, _) in &output.streams {
         check_stream_name(name).map_err(|reason| Error::config("source stream", reason))?;
         if seen.contains(&name.as_str()) {
-            return Err(Error::config("source stream", format!("stream {name:?} is given twice")));
+            return Err(Error::config(
+                "source stream",
+                format!("stream {name:?} is given twice"),
+            ));
         }
         seen.push(name);
     }
@@ -234,9 +237,10 @@ async fn store_chunks(
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
                     let label = key.clone();
-                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&label, &plain, level, &*encryptor))
-                        .await
-                        .map_err(|e| Error::worker("chunk encryption", e))??;
+                    let (sealed, sha256) =
+                        tokio::task::spawn_blocking(move || seal(&label, &plain, level, &*encryptor))
+                            .await
+                            .map_err(|e| Error::worker("chunk encryption", e))??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
                     if let Some(progress) = progress {

@@ -80,7 +80,13 @@ pub struct PrunePlan {
 
 /// Plans retention for `listing` at `now`: `policy` decides over the trusted
 /// backups; incomplete and untrusted debris older than `grace` goes too.
-pub fn plan(listing: &Listing, dest_prefix: &str, policy: &dyn RetentionPolicy, now: DateTime<Utc>, grace: Duration) -> PrunePlan {
+pub fn plan(
+    listing: &Listing,
+    dest_prefix: &str,
+    policy: &dyn RetentionPolicy,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> PrunePlan {
     let summaries: Vec<BackupSummary> = listing
         .trusted
         .iter()
@@ -169,11 +175,12 @@ pub struct Applied {
 /// The store's error; what was not removed is left for the next prune.
 pub async fn apply(store: &DynStore, plan: &PrunePlan, now: DateTime<Utc>, grace: Duration) -> Result<Applied> {
     let mut applied = Applied::default();
-    let folders = plan
-        .remove
-        .iter()
-        .map(|r| (&r.id, &r.objects))
-        .chain(plan.incomplete.iter().chain(&plan.untrusted).map(|d| (&d.id, &d.objects)));
+    let folders = plan.remove.iter().map(|r| (&r.id, &r.objects)).chain(
+        plan.incomplete
+            .iter()
+            .chain(&plan.untrusted)
+            .map(|d| (&d.id, &d.objects)),
+    );
     for (id, objects) in folders {
         let folder = BackupFolder::new(&plan.dest_prefix, id)?;
         remove_backup(&**store, &folder, objects).await?;

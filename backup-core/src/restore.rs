@@ -81,7 +81,13 @@ pub async fn restore_to_writer<W: AsyncWrite + Unpin + Send>(
     out: &mut W,
     label: &Path,
 ) -> Result<u64> {
-    let mut stream = restore_stream(store, decryptor, entry, stream_name, crate::pipeline::default_parallelism())?;
+    let mut stream = restore_stream(
+        store,
+        decryptor,
+        entry,
+        stream_name,
+        crate::pipeline::default_parallelism(),
+    )?;
     let mut written = 0u64;
     while let Some(piece) = stream.try_next().await? {
         out.write_all(&piece).await.map_err(|e| Error::io(label, e))?;
@@ -122,7 +128,14 @@ pub async fn restore_to_file(
             file.sync_all().await.map_err(|e| Error::io(&partial, e))?;
         }
         drop(file);
-        tokio::fs::rename(&partial, path).await.map_err(|e| Error::io(path, e))?;
+        // A hard link fails when something appeared at `path` meanwhile,
+        // where a rename would silently replace it.
+        tokio::fs::hard_link(&partial, path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        tokio::fs::remove_file(&partial)
+            .await
+            .map_err(|e| Error::io(&partial, e))?;
         Ok(n)
     }
     .await;

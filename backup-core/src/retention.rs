@@ -121,10 +121,12 @@ impl TryFrom<RetentionSection> for KeepPolicy {
     type Error = String;
 
     fn try_from(s: RetentionSection) -> Result<Self, String> {
-        let timezone = s
-            .timezone
-            .parse()
-            .map_err(|_| format!("timezone {:?} is not an IANA time zone name (e.g. \"Europe/Paris\")", s.timezone))?;
+        let timezone = s.timezone.parse().map_err(|_| {
+            format!(
+                "timezone {:?} is not an IANA time zone name (e.g. \"Europe/Paris\")",
+                s.timezone
+            )
+        })?;
         let within = match &s.within {
             Some(w) => Some(parse_span(w).map_err(|e| format!("within: {e}"))?),
             None => None,

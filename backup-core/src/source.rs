@@ -42,7 +42,9 @@ pub struct SourceOutput {
 impl std::fmt::Debug for SourceOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.streams.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("SourceOutput").field("streams", &names).finish_non_exhaustive()
+        f.debug_struct("SourceOutput")
+            .field("streams", &names)
+            .finish_non_exhaustive()
     }
 }
 

@@ -5,7 +5,6 @@
 //! Every case works under a fresh random `prefix`, so the battery can run
 //! against a shared, long-lived store without wiping it.
 
-
 use bytes::Bytes;
 use futures::TryStreamExt;
 use rand::Rng;
@@ -34,7 +33,10 @@ pub async fn put_if_absent_creates_once(store: &dyn Store, prefix: &str) {
     let key = format!("{prefix}/lease");
     assert!(store.put_if_absent(&key, Bytes::from_static(b"first")).await.unwrap());
     assert!(!store.put_if_absent(&key, Bytes::from_static(b"second")).await.unwrap());
-    assert_eq!(store.get_bytes(&key, u64::MAX).await.unwrap(), Bytes::from_static(b"first"));
+    assert_eq!(
+        store.get_bytes(&key, u64::MAX).await.unwrap(),
+        Bytes::from_static(b"first")
+    );
     store.delete(&key).await.unwrap();
     assert!(store.put_if_absent(&key, Bytes::from_static(b"third")).await.unwrap());
 }
@@ -47,7 +49,10 @@ pub async fn put_replaces(store: &dyn Store, prefix: &str) {
         .await
         .unwrap();
     store.put(&key, Bytes::from_static(b"second")).await.unwrap();
-    assert_eq!(store.get_bytes(&key, u64::MAX).await.unwrap(), Bytes::from_static(b"second"));
+    assert_eq!(
+        store.get_bytes(&key, u64::MAX).await.unwrap(),
+        Bytes::from_static(b"second")
+    );
 }
 
 /// `get` of a missing key is `NotFound` naming the key.
@@ -337,7 +342,8 @@ pub fn test_keys() -> &'static TestKeys {
         let label = std::path::Path::new("test-key");
         let key = crate::generate_key("Test <test@example.org>", Some("secret")).expect("generate key");
         let signing_key = crate::generate_signing_key("Test signer <test@example.org>", None).expect("signing key");
-        let signer = crate::ManifestSigner::from_bytes(label, signing_key.secret_armored.as_bytes(), "").expect("signer");
+        let signer =
+            crate::ManifestSigner::from_bytes(label, signing_key.secret_armored.as_bytes(), "").expect("signer");
         TestKeys {
             encryptor: std::sync::Arc::new(
                 crate::PgpEncryptor::from_armored([(label, key.public_armored.as_bytes())]).expect("encryptor"),

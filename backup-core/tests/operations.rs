@@ -11,8 +11,8 @@ use backup_core::reexports::async_trait;
 use backup_core::testing::{test_keys, BytesSource};
 use backup_core::{
     generate_key, list_backups, restore_stream, restore_to_file, restore_to_writer, run_backup, verify_backup,
-    BackupOptions, ByteStream, CatalogEntry, DynStore, Error, KeepPolicy, Listing, Manifest, MemoryStore,
-    PgpDecryptor, Pick, ProfileRef, Source, SourceDetails, SourceOutput, StoreExt, StreamCheck, VerifyMode,
+    BackupOptions, ByteStream, CatalogEntry, DynStore, Error, KeepPolicy, Listing, Manifest, MemoryStore, PgpDecryptor,
+    Pick, ProfileRef, Source, SourceDetails, SourceOutput, StoreExt, StreamCheck, VerifyMode,
 };
 use bytes::Bytes;
 use chrono::{Duration, Utc};
@@ -48,7 +48,9 @@ async fn backup_at(store: &DynStore, time: &str, data: &[u8], chunk_size: usize)
 }
 
 async fn listing(store: &DynStore) -> Listing {
-    list_backups(store, &profile(), &test_keys().trust).await.expect("listing")
+    list_backups(store, &profile(), &test_keys().trust)
+        .await
+        .expect("listing")
 }
 
 fn entry<'a>(listing: &'a Listing, id: &str) -> &'a CatalogEntry {
@@ -167,7 +169,16 @@ async fn failed_restore_to_file_leaves_nothing() {
     let listing = listing(&store).await;
     let dir = TempDir::new("failed");
     let target = dir.path("dump");
-    match restore_to_file(&store, test_keys().decryptor.clone(), entry(&listing, &m.id), "data", &target, true).await {
+    match restore_to_file(
+        &store,
+        test_keys().decryptor.clone(),
+        entry(&listing, &m.id),
+        "data",
+        &target,
+        true,
+    )
+    .await
+    {
         Err(Error::Integrity { key, .. }) => assert_eq!(key, bad),
         other => panic!("restore of a tampered chunk gave {other:?}"),
     }
@@ -189,11 +200,27 @@ async fn unknown_stream_is_an_error_not_an_empty_restore() {
         other => panic!("{what}: restore of an unknown stream gave {other:?}"),
     };
     let mut out = Vec::new();
-    let result = restore_to_writer(&store, test_keys().decryptor.clone(), e, "globals", &mut out, Path::new("o")).await;
+    let result = restore_to_writer(
+        &store,
+        test_keys().decryptor.clone(),
+        e,
+        "globals",
+        &mut out,
+        Path::new("o"),
+    )
+    .await;
     check(result, "restore_to_writer");
     assert!(out.is_empty());
     let dir = TempDir::new("unknown");
-    let result = restore_to_file(&store, test_keys().decryptor.clone(), e, "globals", &dir.path("g"), false).await;
+    let result = restore_to_file(
+        &store,
+        test_keys().decryptor.clone(),
+        e,
+        "globals",
+        &dir.path("g"),
+        false,
+    )
+    .await;
     check(result, "restore_to_file");
     assert!(dir.names().is_empty(), "left behind: {:?}", dir.names());
     assert!(matches!(
@@ -215,9 +242,8 @@ impl Source for TwoStreams {
     }
 
     async fn open(&self) -> backup_core::Result<SourceOutput> {
-        let stream = |bytes: &[u8]| -> ByteStream {
-            futures::stream::iter(vec![Ok(Bytes::from(bytes.to_vec()))]).boxed()
-        };
+        let stream =
+            |bytes: &[u8]| -> ByteStream { futures::stream::iter(vec![Ok(Bytes::from(bytes.to_vec()))]).boxed() };
         let mut output = SourceOutput::single(stream(&self.data), SourceDetails::default());
         output.streams.push(("globals".into(), stream(&self.globals)));
         Ok(output)
@@ -234,7 +260,9 @@ struct CountBytes {
 impl StreamCheck for CountBytes {
     async fn check(&self, data: ByteStream, _entry: &CatalogEntry) -> backup_core::Result<String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let n = data.try_fold(0u64, |n, b| async move { Ok(n + b.len() as u64) }).await?;
+        let n = data
+            .try_fold(0u64, |n, b| async move { Ok(n + b.len() as u64) })
+            .await?;
         Ok(format!("{n} bytes"))
     }
 }
@@ -247,9 +275,15 @@ async fn verify_checksums_then_full_and_record_it() {
         globals: data(1500, 6),
     };
     let options = BackupOptions::new("app", "db", DEST).with_chunk_size(1000);
-    let m = run_backup(&store, &source, test_keys().encryptor.clone(), &test_keys().signer, &options)
-        .await
-        .expect("backup");
+    let m = run_backup(
+        &store,
+        &source,
+        test_keys().encryptor.clone(),
+        &test_keys().signer,
+        &options,
+    )
+    .await
+    .expect("backup");
     assert_eq!(m.streams(), vec!["data".to_owned(), "globals".to_owned()]);
     assert_eq!(m.chunks.len(), 7);
     let listed = listing(&store).await;
@@ -270,16 +304,29 @@ async fn verify_checksums_then_full_and_record_it() {
     assert_eq!(report.mode, VerifyMode::Full);
     assert_eq!(report.chunks, 7);
     assert_eq!(report.plaintext_bytes, Some(6000), "both streams are read");
-    assert_eq!(report.structure.as_deref(), Some("4500 bytes"), "the check reads the data stream");
+    assert_eq!(
+        report.structure.as_deref(),
+        Some("4500 bytes"),
+        "the check reads the data stream"
+    );
     assert_eq!(check.calls.load(Ordering::SeqCst), 1);
 
     let mut globals = Vec::new();
-    restore_to_writer(&store, test_keys().decryptor.clone(), e, "globals", &mut globals, Path::new("g"))
-        .await
-        .expect("restore globals");
+    restore_to_writer(
+        &store,
+        test_keys().decryptor.clone(),
+        e,
+        "globals",
+        &mut globals,
+        Path::new("g"),
+    )
+    .await
+    .expect("restore globals");
     assert!(globals == source.globals);
 
-    backup_core::verify::record_verified(&store, e, &report).await.expect("record");
+    backup_core::verify::record_verified(&store, e, &report)
+        .await
+        .expect("record");
     assert!(store
         .exists(&format!("{DEST}/{}/marks/verified.json", m.id))
         .await
@@ -310,7 +357,14 @@ async fn verify_names_the_tampered_chunk() {
         }
         other => panic!("checksum verify of a tampered chunk gave {other:?}"),
     }
-    match verify_backup(&store, e, Some(test_keys().decryptor.clone()), Some(&CountBytes::default())).await {
+    match verify_backup(
+        &store,
+        e,
+        Some(test_keys().decryptor.clone()),
+        Some(&CountBytes::default()),
+    )
+    .await
+    {
         Err(Error::Integrity { key, .. }) => assert_eq!(key, bad),
         other => panic!("full verify of a tampered chunk gave {other:?}"),
     }
@@ -353,7 +407,9 @@ async fn wrong_secret_key_is_wrong_key_not_integrity() {
         .expect_err("restore with the wrong key");
     expect_wrong_key(err, "restore");
     assert!(out.is_empty(), "plaintext written with the wrong key");
-    let err = verify_backup(&store, e, Some(wrong), None).await.expect_err("verify with the wrong key");
+    let err = verify_backup(&store, e, Some(wrong), None)
+        .await
+        .expect_err("verify with the wrong key");
     expect_wrong_key(err, "verify");
 }
 
@@ -384,7 +440,10 @@ async fn prune_removes_exactly_the_plan() {
     // A run that died after its first chunk: no manifest.
     let dead = "20260106T030000Z-dead";
     store
-        .put(&format!("{DEST}/{dead}/data-000001.zst.gpg"), Bytes::from_static(b"partial"))
+        .put(
+            &format!("{DEST}/{dead}/data-000001.zst.gpg"),
+            Bytes::from_static(b"partial"),
+        )
         .await
         .expect("store chunk");
     // Another profile sharing the store.
@@ -404,13 +463,19 @@ async fn prune_removes_exactly_the_plan() {
     let now = Utc::now();
     let listed = listing(&store).await;
     assert_eq!(listed.trusted.len(), 5);
-    assert_eq!(listed.incomplete.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec![dead]);
+    assert_eq!(
+        listed.incomplete.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        vec![dead]
+    );
     let plan = prune::plan(&listed, DEST, &keep_last(2), now, grace);
     let kept: Vec<&str> = plan.keep.iter().map(|k| k.id.as_str()).collect();
     let removed: Vec<&str> = plan.remove.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(kept, vec![ids[4].as_str(), ids[3].as_str()]);
     assert_eq!(removed, vec![ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
-    assert!(plan.incomplete.is_empty(), "an incomplete folder younger than the grace is kept");
+    assert!(
+        plan.incomplete.is_empty(),
+        "an incomplete folder younger than the grace is kept"
+    );
     assert!(plan.untrusted.is_empty());
     assert!(plan.keep.iter().all(|k| !k.reasons.is_empty()), "{:?}", plan.keep);
 
@@ -426,13 +491,21 @@ async fn prune_removes_exactly_the_plan() {
     assert_eq!(after, expected, "apply removed other objects than the plan's");
     assert!(after.len() < before.len());
     assert!(after.iter().any(|k| k.starts_with(&format!("{DEST}/{dead}/"))));
-    assert_eq!(keys_under(&store, "app/other").await, other_before, "another profile was touched");
+    assert_eq!(
+        keys_under(&store, "app/other").await,
+        other_before,
+        "another profile was touched"
+    );
 
     let listed = listing(&store).await;
     let trusted: Vec<&str> = listed.trusted.iter().map(|e| e.manifest.id.as_str()).collect();
     assert_eq!(trusted, vec![ids[3].as_str(), ids[4].as_str()]);
     let again = prune::plan(&listed, DEST, &keep_last(2), now, grace);
-    assert!(again.remove.is_empty(), "{:?}", again.remove.iter().map(|r| &r.id).collect::<Vec<_>>());
+    assert!(
+        again.remove.is_empty(),
+        "{:?}",
+        again.remove.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
     assert!(again.incomplete.is_empty());
     assert_eq!(again.keep.len(), 2);
 
@@ -440,7 +513,10 @@ async fn prune_removes_exactly_the_plan() {
     let later = now + Duration::hours(2);
     let plan = prune::plan(&listed, DEST, &keep_last(2), later, grace);
     assert!(plan.remove.is_empty());
-    assert_eq!(plan.incomplete.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec![dead]);
+    assert_eq!(
+        plan.incomplete.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        vec![dead]
+    );
     let before = keys_under(&store, DEST).await;
     prune::apply(&store, &plan, later, grace).await.expect("apply");
     let after = keys_under(&store, DEST).await;

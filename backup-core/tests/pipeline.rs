@@ -24,7 +24,14 @@ async fn listing(store: &DynStore) -> backup_core::Listing {
 }
 
 async fn backup(store: &DynStore, source: &BytesSource, chunk_size: usize) -> backup_core::Result<Manifest> {
-    run_backup(store, source, keys().encryptor.clone(), &keys().signer, &options(chunk_size)).await
+    run_backup(
+        store,
+        source,
+        keys().encryptor.clone(),
+        &keys().signer,
+        &options(chunk_size),
+    )
+    .await
 }
 
 fn options(chunk_size: usize) -> BackupOptions {
@@ -72,8 +79,7 @@ async fn manifest_records_every_chunk_and_is_listed() {
         piece_sizes: vec![777],
         fail_with: None,
     };
-    let m = backup(&store, &source, 4096).await
-        .unwrap();
+    let m = backup(&store, &source, 4096).await.unwrap();
     assert_eq!(m.chunks.len(), 3);
     assert_eq!(m.plaintext_size, 10_000);
     assert_eq!(m.chunks[0].name, "data-000001.zst.gpg");
@@ -92,20 +98,22 @@ async fn failing_source_commits_nothing() {
         piece_sizes: vec![],
         fail_with: None,
     };
-    backup(&store, &good, 4).await
-        .unwrap();
+    backup(&store, &good, 4).await.unwrap();
     let bad = BytesSource {
         data: Bytes::from(vec![1u8; 100]),
         piece_sizes: vec![10],
         fail_with: Some("disk vanished".into()),
     };
-    let err = backup(&store, &bad, 8).await
-        .unwrap_err();
+    let err = backup(&store, &bad, 8).await.unwrap_err();
     assert!(err.to_string().contains("disk vanished"), "{err}");
     let listing = listing(&store).await;
     assert_eq!(listing.trusted.len(), 1, "the earlier backup stays listed");
     assert!(listing.incomplete.is_empty(), "the failed run removed its chunks");
-    assert_eq!(store.list("app/profile").await.unwrap().len(), 4, "two chunks, signature, manifest");
+    assert_eq!(
+        store.list("app/profile").await.unwrap().len(),
+        4,
+        "two chunks, signature, manifest"
+    );
 }
 
 #[tokio::test]
@@ -116,8 +124,7 @@ async fn tampered_chunk_is_refused_before_its_plaintext_is_used() {
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = backup(&store, &source, 1000).await
-        .unwrap();
+    let m = backup(&store, &source, 1000).await.unwrap();
     let key = format!("app/profile/{}/data-000002.zst.gpg", m.id);
     let mut bytes = store.get_bytes(&key, u64::MAX).await.unwrap().to_vec();
     let n = bytes.len();
@@ -177,8 +184,7 @@ async fn removing_a_backup_deletes_its_manifest_first() {
         piece_sizes: vec![],
         fail_with: None,
     };
-    let m = backup(&store, &source, 1000).await
-        .unwrap();
+    let m = backup(&store, &source, 1000).await.unwrap();
     let listing = listing(&store).await;
     let entry = &listing.trusted[0];
     backup_core::catalog::remove_backup(&*store, entry.folder(), &entry.objects)

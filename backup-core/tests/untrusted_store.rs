@@ -15,8 +15,8 @@ use backup_core::manifest::MAX_MANIFEST_SIZE;
 use backup_core::prune::{self, PrunePlan};
 use backup_core::testing::{test_keys, BytesSource};
 use backup_core::{
-    generate_signing_key, list_backups, restore_to_writer, run_backup, verify_backup, BackupOptions, ChunkRecord, DynStore,
-    Encryptor, Error, KeepPolicy, Listing, Manifest, ManifestSigner, MemoryStore, Pick, ProfileRef, StoreExt,
+    generate_signing_key, list_backups, restore_to_writer, run_backup, verify_backup, BackupOptions, ChunkRecord,
+    DynStore, Encryptor, Error, KeepPolicy, Listing, Manifest, ManifestSigner, MemoryStore, Pick, ProfileRef, StoreExt,
     Trust,
 };
 use bytes::Bytes;
@@ -74,9 +74,15 @@ impl Fixture {
                 .with_time(time.parse().expect("backup time"))
                 .with_chunk_size(2048);
             let source = BytesSource::new(data.clone());
-            let m = run_backup(&store, &source, test_keys().encryptor.clone(), &test_keys().signer, &options)
-                .await
-                .expect("real backup");
+            let m = run_backup(
+                &store,
+                &source,
+                test_keys().encryptor.clone(),
+                &test_keys().signer,
+                &options,
+            )
+            .await
+            .expect("real backup");
             assert_eq!(m.chunks.len(), 3, "5000 bytes in chunks of 2048");
             real.push((m, data));
         }
@@ -99,7 +105,11 @@ impl Fixture {
     async fn real_keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
         for id in self.real_ids() {
-            let objects = self.store.list(&format!("{DEST}/{id}")).await.expect("list a real backup");
+            let objects = self
+                .store
+                .list(&format!("{DEST}/{id}"))
+                .await
+                .expect("list a real backup");
             keys.extend(objects.into_iter().map(|o| o.key));
         }
         keys
@@ -108,14 +118,20 @@ impl Fixture {
     /// Every real backup is trusted, and restores to its original bytes.
     async fn assert_real_intact(&self, trust: &Trust) {
         let listing = self.list(&profile(), trust).await;
-        assert_eq!(trusted_ids(&listing), self.real_ids(), "exactly the real backups are trusted");
+        assert_eq!(
+            trusted_ids(&listing),
+            self.real_ids(),
+            "exactly the real backups are trusted"
+        );
         self.assert_real_restorable(&listing).await;
     }
 
     /// Every real backup is in `listing` and restores to its original bytes.
     async fn assert_real_restorable(&self, listing: &Listing) {
         for (m, data) in &self.real {
-            let entry = listing.pick(Pick::Id(&m.id)).expect("a real backup is picked by its id");
+            let entry = listing
+                .pick(Pick::Id(&m.id))
+                .expect("a real backup is picked by its id");
             assert_eq!(&entry.manifest, m);
             let mut out = Vec::new();
             let n = restore_to_writer(
@@ -283,7 +299,10 @@ async fn assert_refused(fx: &Fixture, trust: &Trust, forged: &str, reason: &str,
     );
     assert_eq!(u.genuine, genuine, "{forged}: genuine flag (reason {:?})", u.reason);
     assert!(
-        listing.trusted.iter().all(|e| e.folder().id() != forged && e.manifest.id != forged),
+        listing
+            .trusted
+            .iter()
+            .all(|e| e.folder().id() != forged && e.manifest.id != forged),
         "{forged} is trusted"
     );
     assert_eq!(trusted_ids(&listing), fx.real_ids());
@@ -295,9 +314,11 @@ async fn assert_refused(fx: &Fixture, trust: &Trust, forged: &str, reason: &str,
         }
         other => panic!("Pick::Id({forged}) gave {other:?}"),
     }
+    // Genuine backups refused only for their date do not block readers.
     let newest_folder = listing
         .untrusted
         .iter()
+        .filter(|u| !u.genuine)
         .map(|u| u.id.as_str())
         .chain(listing.trusted.iter().map(|e| e.folder().id()))
         .max()
@@ -305,11 +326,18 @@ async fn assert_refused(fx: &Fixture, trust: &Trust, forged: &str, reason: &str,
     match listing.pick(Pick::Newest) {
         Err(Error::Untrusted { id, reason: r }) => {
             assert_eq!(id, newest_folder, "refused because of the newest folder");
-            assert!(newest_folder > fx.newest_real(), "refused although the newest folder is real");
+            assert!(
+                newest_folder > fx.newest_real(),
+                "refused although the newest folder is real"
+            );
             assert!(r.contains("newest backup folder"), "{r}");
         }
         Ok(entry) => {
-            assert_eq!(newest_folder, fx.newest_real(), "an untrusted newest folder was skipped");
+            assert_eq!(
+                newest_folder,
+                fx.newest_real(),
+                "an untrusted newest folder was skipped"
+            );
             assert_eq!(entry.manifest.id, fx.newest_real());
         }
         Err(other) => panic!("Pick::Newest gave {other:?}"),
@@ -323,7 +351,11 @@ async fn assert_refused(fx: &Fixture, trust: &Trust, forged: &str, reason: &str,
     let plan = prune::plan(&listing, DEST, &keep_last(1), now, Duration::zero());
     let (keep, remove, debris) = plan_ids(&plan);
     assert_eq!(keep, vec![ids[2].clone()], "last=1 keeps the newest real backup");
-    assert_eq!(remove, vec![ids[1].clone(), ids[0].clone()], "last=1 removes the older real ones only");
+    assert_eq!(
+        remove,
+        vec![ids[1].clone(), ids[0].clone()],
+        "last=1 removes the older real ones only"
+    );
     assert_eq!(debris.contains(&forged.to_owned()), !genuine, "debris: {debris:?}");
     let plan = prune::plan(&listing, DEST, &keep_last(3), now, Duration::zero());
     let (keep, remove, _) = plan_ids(&plan);
@@ -336,8 +368,14 @@ async fn assert_refused(fx: &Fixture, trust: &Trust, forged: &str, reason: &str,
     let now = Utc::now();
     let plan = prune::plan(&listing, DEST, &KeepPolicy::default(), now, Duration::zero());
     assert!(plan.remove.is_empty());
-    prune::apply(&fx.store, &plan, now, Duration::zero()).await.expect("prune");
-    let left = fx.store.list(&format!("{DEST}/{forged}")).await.expect("list forged folder");
+    prune::apply(&fx.store, &plan, now, Duration::zero())
+        .await
+        .expect("prune");
+    let left = fx
+        .store
+        .list(&format!("{DEST}/{forged}"))
+        .await
+        .expect("list forged folder");
     if genuine {
         assert!(
             left.iter().any(|o| o.key.ends_with("/manifest.json")),
@@ -400,7 +438,11 @@ async fn replayed_real_manifest_under_a_newer_id_is_untrusted() {
     let id = "20260601T000000Z-f004";
     let source = format!("{DEST}/{}", fx.newest_real());
     for object in fx.store.list(&source).await.expect("list real backup") {
-        let bytes = fx.store.get_bytes(&object.key, u64::MAX).await.expect("read real object");
+        let bytes = fx
+            .store
+            .get_bytes(&object.key, u64::MAX)
+            .await
+            .expect("read real object");
         let name = &object.key[source.len() + 1..];
         fx.store
             .put(&format!("{DEST}/{id}/{name}"), bytes)
@@ -417,7 +459,11 @@ async fn replayed_real_manifest_under_another_profile_is_untrusted() {
     let real = fx.newest_real().to_owned();
     let source = format!("{DEST}/{real}");
     for object in fx.store.list(&source).await.expect("list real backup") {
-        let bytes = fx.store.get_bytes(&object.key, u64::MAX).await.expect("read real object");
+        let bytes = fx
+            .store
+            .get_bytes(&object.key, u64::MAX)
+            .await
+            .expect("read real object");
         let name = &object.key[source.len() + 1..];
         fx.store
             .put(&format!("{OTHER}/{real}/{name}"), bytes)
@@ -425,7 +471,11 @@ async fn replayed_real_manifest_under_another_profile_is_untrusted() {
             .expect("copy object");
     }
     let listing = fx.list(&other_profile(), &strict()).await;
-    assert!(listing.trusted.is_empty(), "copy trusted as app/other: {:?}", trusted_ids(&listing));
+    assert!(
+        listing.trusted.is_empty(),
+        "copy trusted as app/other: {:?}",
+        trusted_ids(&listing)
+    );
     let u = untrusted(&listing, &real);
     assert!(u.reason.contains("dest_prefix"), "{}", u.reason);
     assert!(!u.genuine, "a copy from another profile is not genuine here");
@@ -443,7 +493,9 @@ async fn replayed_real_manifest_under_another_profile_is_untrusted() {
     put_manifest(&fx.store, OTHER, renamed, &m.to_json(), Seal::Unsigned).await;
     let listing = fx.list(&other_profile(), &lax()).await;
     assert!(listing.trusted.is_empty());
-    assert!(untrusted(&listing, renamed).reason.contains("is for app/db, not app/other"));
+    assert!(untrusted(&listing, renamed)
+        .reason
+        .contains("is for app/db, not app/other"));
 
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let plan = prune::plan(&listing, OTHER, &keep_last(1), Utc::now(), Duration::zero());
@@ -451,7 +503,9 @@ async fn replayed_real_manifest_under_another_profile_is_untrusted() {
     debris.sort();
     assert!(keep.is_empty() && remove.is_empty());
     assert_eq!(debris, vec![real.clone(), renamed.to_owned()]);
-    prune::apply(&fx.store, &plan, Utc::now(), Duration::zero()).await.expect("prune app/other");
+    prune::apply(&fx.store, &plan, Utc::now(), Duration::zero())
+        .await
+        .expect("prune app/other");
     assert!(fx.store.list(OTHER).await.expect("list app/other").is_empty());
     // app/db saw none of it.
     let own = fx.list(&profile(), &strict()).await;
@@ -465,12 +519,36 @@ async fn replayed_real_manifest_under_another_profile_is_untrusted() {
 async fn manifests_that_escape_their_place_are_untrusted() {
     type Edit = fn(&mut Manifest);
     let cases: [(&str, Edit, &str); 6] = [
-        ("id /etc/cron.d", |m| m.id = "/etc/cron.d".into(), "its manifest says id \"/etc/cron.d\""),
-        ("id ../../x", |m| m.id = "../../x".into(), "its manifest says id \"../../x\""),
-        ("dest_prefix ../x", |m| m.dest_prefix = "../x".into(), "dest_prefix \"../x\""),
-        ("dest_prefix /abs", |m| m.dest_prefix = "/abs".into(), "dest_prefix \"/abs\""),
-        ("chunk ../../evil", |m| m.chunks[0].name = "../../evil".into(), "chunk name \"../../evil\""),
-        ("stream ../x", |m| m.chunks[0].stream = "../x".into(), "stream name \"../x\""),
+        (
+            "id /etc/cron.d",
+            |m| m.id = "/etc/cron.d".into(),
+            "its manifest says id \"/etc/cron.d\"",
+        ),
+        (
+            "id ../../x",
+            |m| m.id = "../../x".into(),
+            "its manifest says id \"../../x\"",
+        ),
+        (
+            "dest_prefix ../x",
+            |m| m.dest_prefix = "../x".into(),
+            "dest_prefix \"../x\"",
+        ),
+        (
+            "dest_prefix /abs",
+            |m| m.dest_prefix = "/abs".into(),
+            "dest_prefix \"/abs\"",
+        ),
+        (
+            "chunk ../../evil",
+            |m| m.chunks[0].name = "../../evil".into(),
+            "chunk name \"../../evil\"",
+        ),
+        (
+            "stream ../x",
+            |m| m.chunks[0].stream = "../x".into(),
+            "stream name \"../x\"",
+        ),
     ];
     for (n, (what, edit, placed)) in cases.into_iter().enumerate() {
         // (seal, trust, expected reason, genuine)
@@ -495,7 +573,10 @@ async fn manifests_that_escape_their_place_are_untrusted() {
 
 #[tokio::test]
 async fn a_path_in_the_source_details_is_only_read_from_trusted_manifests() {
-    for (seal, reason) in [(Seal::Stranger, "signed by no trusted key"), (Seal::Unsigned, "unsigned")] {
+    for (seal, reason) in [
+        (Seal::Stranger, "signed by no trusted key"),
+        (Seal::Unsigned, "unsigned"),
+    ] {
         let fx = Fixture::new().await;
         let id = "20260601T000000Z-d001";
         forge(&fx.store, id, seal, |m| {
@@ -569,11 +650,17 @@ async fn twelve_future_forgeries_displace_no_real_backup() {
     debris.sort();
     assert!(removed.is_empty());
     assert_eq!(debris, forged);
-    let applied = prune::apply(&fx.store, &plan, now, Duration::zero()).await.expect("prune");
+    let applied = prune::apply(&fx.store, &plan, now, Duration::zero())
+        .await
+        .expect("prune");
     assert_eq!(applied.folders, 12);
     assert_eq!(fx.real_keys().await, real_keys);
     let after = fx.list(&profile(), &strict()).await;
-    assert!(after.untrusted.is_empty(), "{:?}", after.untrusted.iter().map(|u| &u.id).collect::<Vec<_>>());
+    assert!(
+        after.untrusted.is_empty(),
+        "{:?}",
+        after.untrusted.iter().map(|u| &u.id).collect::<Vec<_>>()
+    );
     assert_eq!(
         fx.store.list(DEST).await.expect("list").len(),
         real_keys.len(),
@@ -587,7 +674,11 @@ async fn damaged_manifests_are_untrusted() {
     let cases: [(&str, &[u8], Seal); 4] = [
         ("garbage", b"\x00\xffnot json at all", Seal::Stranger),
         ("empty", b"", Seal::Unsigned),
-        ("truncated json", b"{\"format_version\": 1, \"id\": \"2026", Seal::Trusted),
+        (
+            "truncated json",
+            b"{\"format_version\": 1, \"id\": \"2026",
+            Seal::Trusted,
+        ),
         ("json of another shape", b"{\"format_version\": 1}", Seal::Trusted),
     ];
     for (n, (what, bytes, seal)) in cases.into_iter().enumerate() {
@@ -635,7 +726,10 @@ async fn a_garbage_signature_is_untrusted() {
     ];
     for signature in signatures {
         fx.store
-            .put(&format!("{DEST}/{id}/manifest.json.sig"), Bytes::from(signature.to_vec()))
+            .put(
+                &format!("{DEST}/{id}/manifest.json.sig"),
+                Bytes::from(signature.to_vec()),
+            )
             .await
             .expect("store signature");
         fx.store
@@ -649,7 +743,10 @@ async fn a_garbage_signature_is_untrusted() {
     }
     // An oversized signature is refused before it is parsed.
     fx.store
-        .put(&format!("{DEST}/{id}/manifest.json.sig"), Bytes::from(vec![b'A'; 65 * 1024]))
+        .put(
+            &format!("{DEST}/{id}/manifest.json.sig"),
+            Bytes::from(vec![b'A'; 65 * 1024]),
+        )
         .await
         .expect("store signature");
     assert_refused(&fx, &lax(), id, "larger than", false).await;
@@ -663,7 +760,14 @@ async fn oversized_manifest_is_untrusted() {
     let mut m = forged_manifest(&fx.store, id).await.to_json();
     m.resize(MAX_MANIFEST_SIZE as usize + 1, b' ');
     put_manifest(&fx.store, DEST, id, &m, Seal::Trusted).await;
-    assert_refused(&fx, &strict(), id, &format!("larger than the {MAX_MANIFEST_SIZE} bytes"), false).await;
+    assert_refused(
+        &fx,
+        &strict(),
+        id,
+        &format!("larger than the {MAX_MANIFEST_SIZE} bytes"),
+        false,
+    )
+    .await;
 }
 
 /// Peak resident memory of this process so far, in KiB.
@@ -742,9 +846,14 @@ async fn zstd_bomb_in_a_signed_backup_is_refused_in_bounded_memory() {
     }
     let growth_mib = after.saturating_sub(before) / 1024;
     eprintln!("peak RSS {before} KiB before the bomb, {after} KiB after");
-    assert!(growth_mib < 300, "peak RSS grew by {growth_mib} MiB ({before} → {after} KiB)");
+    assert!(
+        growth_mib < 300,
+        "peak RSS grew by {growth_mib} MiB ({before} → {after} KiB)"
+    );
     // A keyless verify passes (the stored bytes are what was signed); a full one does not.
-    let report = verify_backup(&fx.store, entry, None, None).await.expect("checksums of the bomb");
+    let report = verify_backup(&fx.store, entry, None, None)
+        .await
+        .expect("checksums of the bomb");
     assert_eq!(report.chunks, 1);
     match verify_backup(&fx.store, entry, Some(test_keys().decryptor.clone()), None).await {
         Err(Error::Integrity { key, .. }) => assert_eq!(key, chunk_key),
@@ -757,6 +866,10 @@ async fn zstd_bomb_in_a_signed_backup_is_refused_in_bounded_memory() {
     );
     let mut expected = fx.real_ids();
     expected.push(id.to_owned());
-    assert_eq!(trusted_ids(&listing), expected, "the signed bomb is trusted, beside the real backups");
+    assert_eq!(
+        trusted_ids(&listing),
+        expected,
+        "the signed bomb is trusted, beside the real backups"
+    );
     fx.assert_real_restorable(&listing).await;
 }

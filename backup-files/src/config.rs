@@ -17,6 +17,7 @@ pub enum OnUnreadable {
 /// Settings of a `kind = "files"` profile.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FilesConfig {
     /// Folders (or single files) to back up; absolute, or relative to the workspace.
     pub paths: Vec<PathBuf>,
@@ -27,4 +28,29 @@ pub struct FilesConfig {
     /// `fail` (default) or `warn`.
     #[serde(default)]
     pub on_unreadable: OnUnreadable,
+}
+
+impl FilesConfig {
+    /// Back up `paths`, excluding nothing, failing on unreadable files.
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        FilesConfig {
+            paths,
+            exclude: Vec::new(),
+            on_unreadable: OnUnreadable::Fail,
+        }
+    }
+
+    /// Leave out entries matching these globs.
+    #[must_use]
+    pub fn with_exclude(mut self, exclude: Vec<String>) -> Self {
+        self.exclude = exclude;
+        self
+    }
+
+    /// What to do with files that cannot be read.
+    #[must_use]
+    pub fn with_on_unreadable(mut self, on_unreadable: OnUnreadable) -> Self {
+        self.on_unreadable = on_unreadable;
+        self
+    }
 }

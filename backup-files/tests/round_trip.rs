@@ -4,48 +4,47 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use backup_core::testing::test_keys;
 use backup_core::{
-    generate_key, restore_stream, run_backup, BackupOptions, Error, Manifest, MemoryStore, PgpDecryptor, PgpEncryptor,
-    Store, StoreExt,
+    list_backups, run_backup, BackupOptions, DynStore, Error, Manifest, MemoryStore, Pick, ProfileRef, StoreExt,
 };
 use backup_files::testing::{sample_tree, snapshot};
-use backup_files::{restore_to_dir, FilesConfig, FilesSource, OnUnreadable};
+use backup_files::{restore_folder, FilesConfig, FilesSource, OnUnreadable};
 use bytes::Bytes;
 
 struct Fixture {
-    store: Arc<dyn Store>,
-    enc: Arc<PgpEncryptor>,
-    dec: Arc<PgpDecryptor>,
+    store: DynStore,
 }
 
 fn fixture() -> Fixture {
-    let key = generate_key("Files Test <f@example.org>", None).unwrap();
     Fixture {
         store: Arc::new(MemoryStore::new()),
-        enc: Arc::new(PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap()),
-        dec: Arc::new(PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap()),
     }
 }
 
 fn config(paths: Vec<PathBuf>, exclude: &[&str]) -> FilesConfig {
-    FilesConfig {
-        paths,
-        exclude: exclude.iter().map(|s| s.to_string()).collect(),
-        on_unreadable: OnUnreadable::Fail,
-    }
+    FilesConfig::new(paths).with_exclude(exclude.iter().map(|s| s.to_string()).collect())
 }
 
 impl Fixture {
     async fn backup(&self, config: &FilesConfig) -> Result<Manifest, Error> {
         let source = FilesSource::new(config, Path::new("/"))?;
-        let mut options = BackupOptions::new("app", "files", "app/files");
-        options.chunk_size = 64 * 1024; // many chunks, and entries across chunk boundaries
-        run_backup(self.store.clone(), &source, self.enc.clone(), &options).await
+        // Many chunks, and entries across chunk boundaries.
+        let options = BackupOptions::new("app", "files", "app/files").with_chunk_size(64 * 1024);
+        self.run(&source, &options).await
+    }
+
+    async fn run(&self, source: &FilesSource, options: &BackupOptions) -> Result<Manifest, Error> {
+        let keys = test_keys();
+        run_backup(&self.store, source, keys.encryptor.clone(), &keys.signer, options).await
     }
 
     async fn restore(&self, manifest: &Manifest, target: &Path) -> Result<backup_files::ArchiveSummary, Error> {
-        let stream = restore_stream(self.store.clone(), self.dec.clone(), manifest, "data", 2);
-        restore_to_dir(stream, target, "test").await
+        let keys = test_keys();
+        let profile = ProfileRef::new("app", "files", "app/files").with_kind(backup_files::KIND);
+        let listing = list_backups(&self.store, &profile, &keys.trust).await?;
+        let entry = listing.pick(Pick::Id(&manifest.id))?;
+        restore_folder(&self.store, keys.decryptor.clone(), entry, target, None).await
     }
 }
 
@@ -136,21 +135,15 @@ async fn unreadable_file_fails_by_default_and_is_skipped_on_warn() {
     let source = FilesSource::new(&cfg, Path::new("/")).unwrap();
     fs::remove_file(&gone).unwrap();
     let options = BackupOptions::new("app", "files", "app/files");
-    let err = run_backup(f.store.clone(), &source, f.enc.clone(), &options)
-        .await
-        .unwrap_err();
+    let err = f.run(&source, &options).await.unwrap_err();
     assert!(err.to_string().contains("gone.txt"), "{err}");
-    assert!(err.to_string().contains("on_unreadable"), "{err}");
     assert!(f.store.list("app/files").await.unwrap().is_empty(), "nothing committed");
 
-    let mut cfg = cfg;
-    cfg.on_unreadable = OnUnreadable::Warn;
+    let cfg = cfg.with_on_unreadable(OnUnreadable::Warn);
     fs::write(&gone, b"back").unwrap();
     let source = FilesSource::new(&cfg, Path::new("/")).unwrap();
     fs::remove_file(&gone).unwrap();
-    let m = run_backup(f.store.clone(), &source, f.enc.clone(), &options)
-        .await
-        .unwrap();
+    let m = f.run(&source, &options).await.unwrap();
     assert_eq!(m.source["skipped"], 1);
     assert_eq!(m.source["file_count"], 1, "only ok.txt");
 }

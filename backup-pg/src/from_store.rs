@@ -11,7 +11,9 @@ use backup_core::{
 };
 
 use crate::conn::PgConn;
-use crate::restore::{check_dump, create_database, database_exists, drop_database, pg_restore, replace_database, RestoreOptions, Swap};
+use crate::restore::{
+    check_dump, create_database, database_exists, drop_database, pg_restore, replace_database, RestoreOptions, Swap,
+};
 
 /// The profile kind of PostgreSQL backups.
 pub const KIND: &str = "postgres";
@@ -171,7 +173,9 @@ fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Checks a PostgreSQL backup's dump with `pg_restore --list`: no database needed.

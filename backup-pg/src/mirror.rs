@@ -12,9 +12,9 @@ use backup_core::manifest::rfc3339;
 use backup_core::{list_backups, Decryptor, DynStore, Error, Pick, ProfileRef, Result, Trust};
 use serde::Deserialize;
 
-use crate::from_store::download_dump;
 use crate::config::PgConfig;
 use crate::conn::PgConn;
+use crate::from_store::download_dump;
 use crate::process::run;
 use crate::restore::{pg_restore, quote_ident, replace_database, RestoreOptions, Swap};
 
@@ -228,7 +228,13 @@ pub struct MirrorReport {
 /// [`Error::Untrusted`]/[`Error::NoBackup`] from picking; then the step that
 /// failed. The lease is released in every case.
 pub async fn mirror_backup(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<MirrorReport> {
-    let lease = lease::acquire(mirror.store, &mirror.profile.dest_prefix, MIRROR_LEASE, mirror.lease_ttl).await?;
+    let lease = lease::acquire(
+        mirror.store,
+        &mirror.profile.dest_prefix,
+        MIRROR_LEASE,
+        mirror.lease_ttl,
+    )
+    .await?;
     let result = mirror_under_lease(mirror, pick).await;
     lease.release().await;
     result

@@ -28,7 +28,10 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
     let mut child = cmd.spawn().map_err(|e| {
         Error::source_failed(tool, format!("cannot start {tool}: {e}; install the PostgreSQL client (apt-get install postgresql-client) or set [source] bin_dir"))
     })?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::source_failed(tool, "no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::source_failed(tool, "no stdout"))?;
     let stderr = collect_stderr(child.stderr.take());
     struct State {
         child: Child,
@@ -77,7 +80,10 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                             st,
                         ))
                     }
-                    Err(e) => Some((Err(Error::source_failed(&st.tool, format!("cannot wait for it: {e}"))), st)),
+                    Err(e) => Some((
+                        Err(Error::source_failed(&st.tool, format!("cannot wait for it: {e}"))),
+                        st,
+                    )),
                 }
             }
             Ok(_) => {
@@ -88,7 +94,10 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
                 st.done = true;
                 let _ = st.child.kill().await;
                 Some((
-                    Err(Error::source_failed(&st.tool, format!("reading its output failed: {e}"))),
+                    Err(Error::source_failed(
+                        &st.tool,
+                        format!("reading its output failed: {e}"),
+                    )),
                     st,
                 ))
             }

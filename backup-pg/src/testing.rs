@@ -21,6 +21,7 @@ pub enum Auth {
 }
 
 /// A running throwaway cluster.
+#[derive(Debug)]
 pub struct TestCluster {
     /// Loopback port it listens on.
     pub port: u16,

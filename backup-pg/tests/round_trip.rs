@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backup_core::testing::test_keys;
 use backup_core::{
-    generate_key, list_backups, restore_stream, run_backup, BackupOptions, Error, MemoryStore, PgpDecryptor,
-    PgpEncryptor, Store,
+    list_backups, restore_to_file, run_backup, BackupOptions, DynStore, Error, MemoryStore, PgpDecryptor, PgpEncryptor,
+    Pick, ProfileRef, Store,
 };
 use backup_pg::testing::{Auth, TestCluster};
 use backup_pg::{create_database, pg_restore, PgConfig, PgConn, PgSource, RestoreOptions};
-use futures::TryStreamExt;
-use tokio::io::AsyncWriteExt;
 
 const SCHEMA: &str = r#"
 CREATE EXTENSION hstore;
@@ -52,11 +51,7 @@ SELECT string_agg(x, E'\n' ORDER BY x) FROM (
 "#;
 
 fn keys() -> (Arc<PgpEncryptor>, Arc<PgpDecryptor>) {
-    let key = generate_key("PG Test <pg@example.org>", None).unwrap();
-    (
-        Arc::new(PgpEncryptor::from_armored([(Path::new("pub"), key.public_armored.as_bytes())]).unwrap()),
-        Arc::new(PgpDecryptor::from_armored(Path::new("sec"), key.secret_armored.as_bytes(), "").unwrap()),
-    )
+    (test_keys().encryptor.clone(), test_keys().decryptor.clone())
 }
 
 fn conn(cluster: &TestCluster, db: &str, password: Option<&Path>) -> PgConn {
@@ -72,13 +67,11 @@ fn conn(cluster: &TestCluster, db: &str, password: Option<&Path>) -> PgConn {
     PgConn::resolve(&config, Path::new("/"), "[source]").unwrap()
 }
 
-async fn write_dump(store: Arc<dyn Store>, dec: Arc<PgpDecryptor>, m: &backup_core::Manifest, path: &Path) {
-    let mut file = tokio::fs::File::create(path).await.unwrap();
-    let mut stream = restore_stream(store, dec, m, "data", 2);
-    while let Some(piece) = stream.try_next().await.unwrap() {
-        file.write_all(&piece).await.unwrap();
-    }
-    file.sync_all().await.unwrap();
+async fn write_dump(store: DynStore, dec: Arc<PgpDecryptor>, m: &backup_core::Manifest, path: &Path) {
+    let profile = ProfileRef::new(&m.app, &m.profile, &m.dest_prefix);
+    let listing = list_backups(&store, &profile, &test_keys().trust).await.unwrap();
+    let entry = listing.pick(Pick::Id(&m.id)).unwrap();
+    restore_to_file(&store, dec, entry, "data", path, true).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +82,7 @@ async fn many_types_round_trip_table_by_table() {
     cluster.psql("postgres", "CREATE DATABASE shop");
     cluster.psql("shop", SCHEMA);
     let (enc, dec) = keys();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::new());
     let source = PgSource::new(
         conn(&cluster, "shop", None),
         PgConfig {
@@ -99,7 +92,9 @@ async fn many_types_round_trip_table_by_table() {
     );
     let mut options = BackupOptions::new("shop", "db", "shop/db");
     options.chunk_size = 512 * 1024;
-    let m = run_backup(store.clone(), &source, enc, &options).await.unwrap();
+    let m = run_backup(&store, &source, enc, &test_keys().signer, &options)
+        .await
+        .unwrap();
     assert!(m.stream_chunks("data").count() > 2);
     assert!(m.stream_chunks("globals").count() == 1);
     assert_eq!(m.source["database"], "shop");
@@ -155,6 +150,9 @@ impl Store for SlowStore {
     async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
         self.0.get(key).await
     }
+    async fn head(&self, key: &str) -> backup_core::Result<backup_core::ObjectMeta> {
+        self.0.head(key).await
+    }
     async fn list(&self, prefix: &str) -> backup_core::Result<Vec<backup_core::ObjectMeta>> {
         self.0.list(prefix).await
     }
@@ -171,7 +169,7 @@ impl Store for SlowStore {
 
 struct Fixture {
     cluster: TestCluster,
-    store: Arc<dyn Store>,
+    store: DynStore,
     enc: Arc<PgpEncryptor>,
     options: BackupOptions,
 }
@@ -185,12 +183,14 @@ async fn fixture(auth: Auth, password: Option<&Path>) -> Option<Fixture> {
         "CREATE TABLE t AS SELECT g, md5(g::text) || md5((g+1)::text) AS p FROM generate_series(1, 200000) g",
     );
     let (enc, _) = keys();
-    let store: Arc<dyn Store> = Arc::new(SlowStore::default());
+    let store: DynStore = Arc::new(SlowStore::default());
     let mut options = BackupOptions::new("big", "db", "big/db");
     options.chunk_size = 256 * 1024;
     options.parallelism = 1;
     let source = PgSource::new(conn(&cluster, "big", password), PgConfig::default());
-    run_backup(store.clone(), &source, enc.clone(), &options).await.unwrap();
+    run_backup(&store, &source, enc.clone(), &test_keys().signer, &options)
+        .await
+        .unwrap();
     Some(Fixture {
         cluster,
         store,
@@ -201,8 +201,9 @@ async fn fixture(auth: Auth, password: Option<&Path>) -> Option<Fixture> {
 
 impl Fixture {
     async fn assert_only_the_good_backup(&self) {
-        let listing = list_backups(&self.store, "big/db").await.unwrap();
-        assert_eq!(listing.complete.len(), 1, "the earlier backup is intact and alone");
+        let profile = ProfileRef::new("big", "db", "big/db");
+        let listing = list_backups(&self.store, &profile, &test_keys().trust).await.unwrap();
+        assert_eq!(listing.trusted.len(), 1, "the earlier backup is intact and alone");
         assert!(listing.incomplete.is_empty(), "the failed run left chunks behind");
     }
 }
@@ -232,7 +233,7 @@ async fn missing_database_commits_nothing() {
         return;
     };
     let source = PgSource::new(conn(&f.cluster, "nope", None), PgConfig::default());
-    let err = run_backup(f.store.clone(), &source, f.enc.clone(), &f.options)
+    let err = run_backup(&f.store, &source, f.enc.clone(), &test_keys().signer, &f.options)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("database \"nope\" does not exist"), "{err}");
@@ -250,7 +251,7 @@ async fn wrong_password_commits_nothing_and_never_shows_it() {
     let bad = dir.path().join("bad.pass");
     std::fs::write(&bad, "wrong-password-xyz\n").unwrap();
     let source = PgSource::new(conn(&f.cluster, "big", Some(&bad)), PgConfig::default());
-    let err = run_backup(f.store.clone(), &source, f.enc.clone(), &f.options)
+    let err = run_backup(&f.store, &source, f.enc.clone(), &test_keys().signer, &f.options)
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -292,7 +293,7 @@ async fn password_never_appears_in_any_command_line() {
         }
         seen_pg_dump
     });
-    run_backup(f.store.clone(), &source, f.enc.clone(), &f.options)
+    run_backup(&f.store, &source, f.enc.clone(), &test_keys().signer, &f.options)
         .await
         .unwrap();
     assert!(scan.join().unwrap(), "the scan saw pg_dump running");
@@ -320,7 +321,7 @@ async fn pg_dump_killed_mid_stream_commits_nothing() {
         }
         false
     });
-    let err = run_backup(f.store.clone(), &source, f.enc.clone(), &f.options)
+    let err = run_backup(&f.store, &source, f.enc.clone(), &test_keys().signer, &f.options)
         .await
         .unwrap_err();
     assert!(killer.await.unwrap(), "pg_dump was found and killed");
@@ -337,7 +338,7 @@ async fn server_stopped_mid_backup_commits_nothing() {
         return;
     };
     let source = PgSource::new(conn(&f.cluster, "big", None), PgConfig::default());
-    let backup = run_backup(f.store.clone(), &source, f.enc.clone(), &f.options);
+    let backup = run_backup(&f.store, &source, f.enc.clone(), &test_keys().signer, &f.options);
     let stopper = async {
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(100)).await;

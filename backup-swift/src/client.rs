@@ -197,7 +197,9 @@ const MAX_BODY: u64 = 1 << 30;
 async fn read_body(mut resp: Response) -> Result<Bytes, String> {
     let announced = resp.content_length().unwrap_or(0);
     if announced > MAX_BODY {
-        return Err(format!("object of {announced} bytes is larger than the {MAX_BODY} bytes read at most"));
+        return Err(format!(
+            "object of {announced} bytes is larger than the {MAX_BODY} bytes read at most"
+        ));
     }
     let capacity = usize::try_from(announced).unwrap_or(0);
     let mut buf = backup_core::BigBuf::with_capacity(capacity).map_err(|e| format!("cannot allocate memory: {e}"))?;

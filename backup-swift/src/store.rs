@@ -306,8 +306,9 @@ impl SwiftStore {
                 204 | 404 => break,
                 status => return Err(Self::http_error(&req, status, &String::from_utf8_lossy(&body))),
             }
-            let page: Vec<Listed> = serde_json::from_slice(&body)
-                .map_err(|e| Error::source_failed(format!("container {container}"), format!("unreadable listing: {e}")))?;
+            let page: Vec<Listed> = serde_json::from_slice(&body).map_err(|e| {
+                Error::source_failed(format!("container {container}"), format!("unreadable listing: {e}"))
+            })?;
             let done = page.len() < PAGE;
             if let Some(last) = page.last() {
                 marker = last.name.clone();
@@ -390,7 +391,12 @@ impl Store for SwiftStore {
         let resp = self.client.send(&req).await?;
         match resp.status().as_u16() {
             200 => {
-                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
                 let size = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let modified = header("last-modified")
                     .and_then(|v| DateTime::parse_from_rfc2822(&v).ok())

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use backup_core::testing::BytesSource;
+use backup_core::testing::{test_keys, BytesSource};
 use backup_core::{
-    generate_key, restore_stream, run_backup, BackupOptions, MemoryStore, PgpDecryptor, PgpEncryptor, Store,
+    generate_key, list_backups, restore_stream, run_backup, BackupOptions, DynStore, MemoryStore, PgpDecryptor,
+    PgpEncryptor, Pick, ProfileRef,
 };
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -35,38 +36,46 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Bytes(size as u64)).sample_size(10);
     for chunk_mib in [4usize, 16] {
-        let mut options = BackupOptions::new("bench", "p", "bench/p");
-        options.chunk_size = chunk_mib << 20;
+        let options = BackupOptions::new("bench", "p", "bench/p").with_chunk_size(chunk_mib << 20);
+        let signer = &test_keys().signer;
         group.bench_with_input(
             BenchmarkId::new("backup", format!("{chunk_mib}MiB-chunks")),
             &options,
             |b, options| {
                 b.to_async(&rt).iter(|| async {
-                    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+                    let store: DynStore = Arc::new(MemoryStore::new());
                     let source = BytesSource {
                         data: data.clone(),
                         piece_sizes: vec![1 << 20],
                         fail_with: None,
                     };
-                    run_backup(store, &source, enc.clone(), options).await.unwrap()
+                    run_backup(&store, &source, enc.clone(), signer, options).await.unwrap()
                 })
             },
         );
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store: DynStore = Arc::new(MemoryStore::new());
         let source = BytesSource {
             data: data.clone(),
             piece_sizes: vec![1 << 20],
             fail_with: None,
         };
-        let manifest = rt
-            .block_on(run_backup(store.clone(), &source, enc.clone(), &options))
+        rt.block_on(run_backup(&store, &source, enc.clone(), signer, &options))
             .unwrap();
+        let listing = rt
+            .block_on(list_backups(
+                &store,
+                &ProfileRef::new("bench", "p", "bench/p"),
+                &test_keys().trust,
+            ))
+            .unwrap();
+        let entry = listing.pick(Pick::Newest).unwrap().clone();
         group.bench_with_input(
             BenchmarkId::new("restore", format!("{chunk_mib}MiB-chunks")),
-            &manifest,
-            |b, m| {
+            &entry,
+            |b, entry| {
                 b.to_async(&rt).iter(|| async {
-                    restore_stream(store.clone(), dec.clone(), m, "data", 2)
+                    restore_stream(&store, dec.clone(), entry, "data", 2)
+                        .unwrap()
                         .try_fold(0usize, |n, b| async move { Ok(n + b.len()) })
                         .await
                         .unwrap()

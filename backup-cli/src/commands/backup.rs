@@ -102,7 +102,6 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
     Ok(super::worst(&codes))
 }
 
-
 /// One backup of one profile, under the profile's lease in the store.
 ///
 /// # Errors
@@ -162,7 +161,9 @@ async fn store_backup(
             let trust = backup_core::Trust::new(backup_core::TrustedSigners::from_keys(vec![signer.public_key()]));
             let listing = backup_core::list_backups(store, &profile.profile_ref(), &trust).await?;
             let copied = match listing.pick(backup_core::Pick::Id(&manifest.id)) {
-                Ok(entry) => copy_backup_folder(store, entry, &dir).await.map_err(anyhow::Error::from),
+                Ok(entry) => copy_backup_folder(store, entry, &dir)
+                    .await
+                    .map_err(anyhow::Error::from),
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = copied {

@@ -83,7 +83,12 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                     store.location(),
                     listing.trusted.len(),
                     listing.untrusted.len(),
-                    listing.untrusted.iter().map(|u| format!("{} ({})", u.id, u.reason)).collect::<Vec<_>>().join("; ")
+                    listing
+                        .untrusted
+                        .iter()
+                        .map(|u| format!("{} ({})", u.id, u.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 );
             }
             Ok(format!(

@@ -104,7 +104,9 @@ fn server_of<'a>(ws: &'a Workspace, server: Server, target: Option<&str>) -> Res
         Some(t) => ws.select(&[t.to_owned()])?,
         None => ws.profiles.values().collect(),
     };
-    candidates.retain(|p| p.kind() == crate::settings::Kind::Postgres && (server == Server::Prod || p.settings.mirror.is_some()));
+    candidates.retain(|p| {
+        p.kind() == crate::settings::Kind::Postgres && (server == Server::Prod || p.settings.mirror.is_some())
+    });
     let mut resolved = Vec::new();
     for p in candidates {
         let conn = match server {

@@ -23,7 +23,9 @@ pub fn run(dir: &Path, demo: bool) -> Result<()> {
         println!("  try: backupapps --home {dir} backup && backupapps --home {dir} list");
     } else {
         println!("  next: backupapps --home {dir} keygen --name backup   (or put your own public key in secrets/)");
-        println!("        backupapps --home {dir} keygen --name signing --signing   (the key every backup is signed with)");
+        println!(
+            "        backupapps --home {dir} keygen --name signing --signing   (the key every backup is signed with)"
+        );
         println!("        cp {dir}/apps/templates/files.toml {dir}/apps/myapp/files.toml and edit it");
     }
     Ok(())

@@ -93,7 +93,10 @@ pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool, si
     fs::write(&files.public, key.public_armored.as_bytes())
         .with_context(|| format!("cannot write {}", files.public.display()))?;
     if signing {
-        println!("generated signing key {} ({user_id}); it can sign, not decrypt", key.fingerprint);
+        println!(
+            "generated signing key {} ({user_id}); it can sign, not decrypt",
+            key.fingerprint
+        );
         println!(
             "  public key : {}   (signers = [...] on every host that reads backups)",
             files.public.display()

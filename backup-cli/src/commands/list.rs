@@ -36,7 +36,10 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
         };
         if !json {
             for u in &listing.untrusted {
-                eprintln!("{target}: backup {} is NOT trusted and is never used: {}", u.id, u.reason);
+                eprintln!(
+                    "{target}: backup {} is NOT trusted and is never used: {}",
+                    u.id, u.reason
+                );
             }
             if !listing.incomplete.is_empty() {
                 eprintln!(

@@ -52,7 +52,10 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
             rfc3339(m.time),
             human_size(m.plaintext_size)
         );
-        println!("  restore into a temporary database on {}:{}, then:", test.host, test.port);
+        println!(
+            "  restore into a temporary database on {}:{}, then:",
+            test.host, test.port
+        );
         for file in &config.sanitize {
             println!("  sanitize with {}", file.display());
         }

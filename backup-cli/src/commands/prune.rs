@@ -8,8 +8,8 @@ use backup_core::prune::{self, PrunePlan};
 use backup_core::{list_backups, Listing};
 use chrono::Utc;
 
-use crate::workspace::{Profile, Workspace};
 use crate::wiring;
+use crate::workspace::{Profile, Workspace};
 
 /// Applies (or with `dry_run`, shows) retention for each selected profile.
 ///
@@ -47,7 +47,13 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
 /// The plan for a listing of `profile`, now.
 pub fn plan(profile: &Profile, listing: &Listing) -> PrunePlan {
     let policy = &profile.settings.retention;
-    prune::plan(listing, profile.dest_prefix(), policy, Utc::now(), policy.incomplete_grace)
+    prune::plan(
+        listing,
+        profile.dest_prefix(),
+        policy,
+        Utc::now(),
+        policy.incomplete_grace,
+    )
 }
 
 /// Plans and (unless `dry_run`) removes exactly what the plan says, under the

@@ -20,7 +20,13 @@ use crate::workspace::Workspace;
 /// Unknown target or backup, an untrusted backup, a missing secret key,
 /// integrity failures, a target that would be overwritten; the target is
 /// left as it was.
-pub async fn run(ws: &Workspace, target: &str, id: Option<&str>, at: Option<&str>, dest: Destination) -> Result<ExitCode> {
+pub async fn run(
+    ws: &Workspace,
+    target: &str,
+    id: Option<&str>,
+    at: Option<&str>,
+    dest: Destination,
+) -> Result<ExitCode> {
     let at = at.map(|t| parse_time("--at", t)).transpose()?;
     let profiles = ws.select(&[target.to_owned()])?;
     let [profile] = profiles.as_slice() else {
@@ -38,9 +44,8 @@ pub async fn run(ws: &Workspace, target: &str, id: Option<&str>, at: Option<&str
         (None, None) => Pick::Newest,
     };
     let entry = listing.pick(pick).map_err(|e| match e {
-        backup_core::Error::Untrusted { .. } if id.is_none() => {
-            anyhow::Error::new(e).context("refusing to fall back silently; pass --id to restore an older trusted backup")
-        }
+        backup_core::Error::Untrusted { .. } if id.is_none() => anyhow::Error::new(e)
+            .context("refusing to fall back silently; pass --id to restore an older trusted backup"),
         other => other.into(),
     })?;
     let m = &entry.manifest;

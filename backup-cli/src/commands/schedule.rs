@@ -57,12 +57,7 @@ pub fn jobs(ws: &Workspace) -> Result<Vec<Job>> {
         if let Some(expression) = &profile.settings.schedule {
             add("backup", expression, "schedule")?;
         }
-        if let Some(expression) = profile
-            .settings
-            .mirror
-            .as_ref()
-            .and_then(|m| m.schedule.as_ref())
-        {
+        if let Some(expression) = profile.settings.mirror.as_ref().and_then(|m| m.schedule.as_ref()) {
             add("mirror", expression, "[mirror] schedule")?;
         }
     }

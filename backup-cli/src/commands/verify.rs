@@ -71,7 +71,11 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
                     tracing::warn!(error = %e, "verified, but could not record the mark in the store");
                 }
             }
-            Err(e) => codes.push(super::report_failure(&target, &format!("verify of backup {id}"), &e.into())),
+            Err(e) => codes.push(super::report_failure(
+                &target,
+                &format!("verify of backup {id}"),
+                &e.into(),
+            )),
         }
     }
     Ok(())
@@ -87,7 +91,11 @@ fn describe(report: &VerifyReport) -> String {
             "{} chunks decrypted, {}{}",
             report.chunks,
             human_size(report.plaintext_bytes.unwrap_or(0)),
-            report.structure.as_deref().map(|s| format!(", {s}")).unwrap_or_default()
+            report
+                .structure
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default()
         ),
     }
 }

@@ -3,8 +3,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backup_core::{generate_key, run_backup, BackupOptions, MemoryStore, PgpEncryptor};
-use backup_core::{Result, Source, SourceDetails, SourceOutput};
+use backup_core::{generate_key, generate_signing_key, run_backup, BackupOptions, DynStore, ManifestSigner};
+use backup_core::{MemoryStore, PgpEncryptor, Result, Source, SourceDetails, SourceOutput};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
@@ -34,9 +34,11 @@ async fn main() -> Result<()> {
         Path::new("pub"),
         key.public_armored.as_bytes(),
     )])?);
-    let store = Arc::new(MemoryStore::new());
+    let signing = generate_signing_key("Exports signer <exports@example.org>", None)?;
+    let signer = ManifestSigner::from_bytes(Path::new("sign"), signing.secret_armored.as_bytes(), "")?;
+    let store: DynStore = Arc::new(MemoryStore::new());
     let options = BackupOptions::new("crm", "export", "crm/export");
-    let manifest = run_backup(store, &CsvExport { rows: 50_000 }, encryptor, &options).await?;
+    let manifest = run_backup(&store, &CsvExport { rows: 50_000 }, encryptor, &signer, &options).await?;
     println!(
         "{} rows, {} bytes, stored as {} bytes",
         manifest.source["rows"], manifest.plaintext_size, manifest.stored_size
