@@ -16,6 +16,7 @@ command -v swift-proxy-server >/dev/null || need+=(swift swift-proxy swift-objec
 command -v memcached >/dev/null || need+=(memcached)
 command -v swift >/dev/null || need+=(python3-swiftclient)
 command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 command -v script >/dev/null || need+=(bsdutils)
 command -v keystone-wsgi-public >/dev/null || need+=(keystone python3-keystone)
 /usr/bin/python3 -c 'import keystonemiddleware' 2>/dev/null || need+=(python3-keystonemiddleware)

@@ -96,7 +96,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 /// 1 for a run that failed on the way (DESIGN §4).
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if let Some(core) = cause.downcast_ref::<backup_core::Error>() {
+        let core = cause
+            .downcast_ref::<backup_core::Error>()
+            .or_else(|| cause.downcast_ref::<crate::hints::Hinted>().map(|h| &h.error));
+        if let Some(core) = core {
             if matches!(core, backup_core::Error::Busy { .. }) {
                 return 1;
             }

@@ -122,7 +122,14 @@ pub async fn restore(
             let (conn, _) = wiring::pg_conn(ws, profile)?;
             let options = DatabaseRestore::new().with_replace(dest.replace);
             let work_dir = profile.data_dir(ws);
-            backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options).await?;
+            backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options)
+                .await
+                .map_err(|e| match e {
+                    e @ backup_core::Error::Target { .. } => {
+                        crate::hints::hint(e, "choose another name with --to-db, or pass --replace")
+                    }
+                    other => other.into(),
+                })?;
             let mut lines = Vec::new();
             if entry.manifest.has_stream(backup_pg::GLOBALS_STREAM) {
                 lines.push(format!(

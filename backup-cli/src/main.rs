@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod hints;
 mod kinds;
 mod lock;
 mod monitoring;

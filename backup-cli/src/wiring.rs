@@ -24,7 +24,12 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
             bail!("{origin}: [store] url {url:?} has no path; use file:///absolute/path");
         }
         let root = ws.path(&PathBuf::from(path));
-        let store = backup_fs::FsStore::new(&root).with_context(|| format!("[store] url {url:?}"))?;
+        let store = backup_fs::FsStore::new(&root).map_err(|e| {
+            crate::hints::hint(
+                e,
+                format!("check [store] url {url:?} and that the volume is mounted and writable"),
+            )
+        })?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("swift://") {
@@ -185,7 +190,7 @@ fn key_hint(e: backup_core::Error) -> anyhow::Error {
         }
         _ => return e.into(),
     };
-    anyhow::Error::new(e).context(hint)
+    crate::hints::hint(e, hint)
 }
 
 /// The profile's resolved production connection.

@@ -226,16 +226,44 @@ fn check_profile(profile: &Profile) -> Result<()> {
 /// Figment's message names the key and, for file values, the file; add the
 /// file for the cases it does not (a TOML syntax error names only the line).
 fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
-    // Figment names keys with its profile prefix (`default.retention.dayly`):
-    // users write `[retention] dayly`.
-    let message = e.to_string().replace("default.", "");
-    let file = file.display().to_string();
     let hint = "fix it, or compare with apps/templates/";
-    if message.contains(&file) {
-        anyhow::Error::new(ConfigError(format!("{message}; {hint}")))
-    } else {
-        anyhow::Error::new(ConfigError(format!("{file}: {message}; {hint}")))
+    let mut lines = Vec::new();
+    for error in e {
+        // Name the file the value came from (figment knows), else the file
+        // being loaded; then `[section] key`, as users write it.
+        let source = error
+            .metadata
+            .as_ref()
+            .and_then(|m| m.source.as_ref())
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| file.display().to_string());
+        let mut path: Vec<&str> = error
+            .path
+            .iter()
+            .map(String::as_str)
+            .filter(|p| *p != "default")
+            .collect();
+        let key = path.pop().unwrap_or_default();
+        const SECTIONS: [&str; 7] = [
+            "store",
+            "encryption",
+            "retention",
+            "backup",
+            "source",
+            "mirror",
+            "monitoring",
+        ];
+        let place = match path.as_slice() {
+            [] if key.is_empty() => String::new(),
+            // A whole section refused by its own type (mirror, retention).
+            [] if SECTIONS.contains(&key) => format!(" [{key}]"),
+            [] => format!(" {key}"),
+            sections => format!(" [{}] {key}", sections.join(".")),
+        };
+        let kind = error.kind.to_string();
+        lines.push(format!("{source}{place}: {}", kind.trim_end()).replace(" TOML file", ""));
     }
+    anyhow::Error::new(ConfigError(format!("{}; {hint}", lines.join("; "))))
 }
 
 /// A configuration problem (exit status 2).

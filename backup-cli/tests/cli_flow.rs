@@ -125,7 +125,7 @@ fn restore_by_id_and_by_time() {
     );
 
     let out = ws.fails(&["restore", "app/files", "--at", "2025-01-01"], 2);
-    assert!(out.contains("no complete backup at or before"), "{out}");
+    assert!(out.contains("no trusted backup at or before"), "{out}");
     let list = ws.list("app/files");
     assert!(list[1]["restored"].is_string(), "restore is marked: {}", list[1]);
 }

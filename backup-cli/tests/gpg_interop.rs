@@ -10,7 +10,7 @@ use backup_files::testing::{sample_tree, snapshot};
 use support::{backup_folder, require, stock_restore, Gpg, Ws};
 
 fn tools_present() -> bool {
-    require("gpg", "gnupg") && require("zstd", "zstd")
+    require("gpg", "gnupg") && require("zstd", "zstd") && require("jq", "jq")
 }
 
 /// The source tree as it must come back: `*.tmp` is excluded by the profile.
@@ -81,10 +81,35 @@ fn gpg_generated_rsa_key_round_trips_both_ways() {
         .unwrap(),
     );
     ws.write("secrets/ops.pass", &format!("{passphrase}\n"));
+    // The signing key too is made by gpg, as an operator would: RSA, sign only.
+    gpg.run(&[
+        "--passphrase",
+        passphrase,
+        "--quick-gen-key",
+        "Backup Signer <signer@example.org>",
+        "rsa2048",
+        "sign",
+        "never",
+    ]);
+    ws.write(
+        "secrets/gpg-signing.sec.asc",
+        &String::from_utf8(gpg.run(&[
+            "--passphrase",
+            passphrase,
+            "--export-secret-keys",
+            "-a",
+            "signer@example.org",
+        ]))
+        .unwrap(),
+    );
+    ws.write(
+        "secrets/gpg-signing.pub.asc",
+        &String::from_utf8(gpg.run(&["--export", "-a", "signer@example.org"])).unwrap(),
+    );
     ws.write(
         "backupapps.toml",
         &format!(
-            "[store]\nurl = \"file://{}/store\"\n[encryption]\nrecipients = [\"secrets/ops.pub.asc\"]\nsecret_key = \"secrets/ops.sec.asc\"\npassphrase_file = \"secrets/ops.pass\"\n",
+            "[store]\nurl = \"file://{}/store\"\n[encryption]\nrecipients = [\"secrets/ops.pub.asc\"]\nsecret_key = \"secrets/ops.sec.asc\"\npassphrase_file = \"secrets/ops.pass\"\nsigning_key = \"secrets/gpg-signing.sec.asc\"\nsigning_passphrase_file = \"secrets/ops.pass\"\nsigners = [\"secrets/gpg-signing.pub.asc\"]\n",
             ws.home().display()
         ),
     );

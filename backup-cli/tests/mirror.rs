@@ -183,7 +183,7 @@ fn missing_role_on_the_test_server_fails_unless_no_owner() {
 fn no_backup_yet_leaves_the_test_database() {
     let Some(m) = mirror("") else { return };
     fs::remove_dir_all(m.p.ws.path("store/shop/db")).unwrap();
-    m.assert_fails_and_keeps_test_db(&["mirror", "shop/db"], "no complete backup yet");
+    m.assert_fails_and_keeps_test_db(&["mirror", "shop/db"], "no trusted backup yet");
 }
 
 #[test]

@@ -308,6 +308,7 @@ fn backup_through_injected_faults_succeeds_and_leaves_no_strays() {
         .map(|c| format!("backups/app/files/{id}/{}", c["name"].as_str().unwrap()))
         .collect();
     expected.push(format!("backups/app/files/{id}/manifest.json"));
+    expected.push(format!("backups/app/files/{id}/manifest.json.sig"));
     expected.push(format!("backups/app/files/{id}/marks/restored.json"));
     expected.sort();
     let mut got: Vec<String> = listing.lines().map(str::to_owned).collect();

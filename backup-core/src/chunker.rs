@@ -84,10 +84,7 @@ fn empty() -> BigBuf {
 }
 
 fn memory_error(e: std::io::Error) -> Error {
-    Error::source_failed(
-        "chunk buffer",
-        format!("cannot allocate memory for a chunk: {e}; lower [backup] chunk_size"),
-    )
+    Error::resources("chunk buffer", e)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub enum Error {
     },
 
     /// Another run holds the lease on what this run wants to work on.
-    #[error("{what} is in use: {holder}")]
+    #[error("{what} is in use by {holder}")]
     Busy {
         /// What is leased, e.g. `profile lease of app/db`.
         what: String,

@@ -102,7 +102,7 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
                 return Err(Error::Busy {
                     what: format!("{what} lease of {prefix}"),
                     holder: format!(
-                        "held by host {:?} pid {} since {} ({} in {}), valid until {} unless renewed",
+                        "host {:?} pid {} since {} ({} in {}), valid until {} unless renewed",
                         h.host,
                         h.pid,
                         rfc3339(h.started),
@@ -123,7 +123,7 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
     }
     Err(Error::Busy {
         what: format!("{what} lease of {prefix}"),
-        holder: "another run took it at the same moment".into(),
+        holder: "another run that took it at the same moment".into(),
     })
 }
 

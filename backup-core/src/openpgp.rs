@@ -47,9 +47,9 @@ impl PgpEncryptor {
     pub fn from_files(paths: &[PathBuf]) -> Result<Self> {
         if paths.is_empty() {
             return Err(Error::config(
-                "[encryption] recipients",
+                "recipients",
                 "no recipient public key configured: add the path of an armored public key \
-                 (e.g. from `backupapps keygen` or `gpg --export -a KEYID`)",
+                 (e.g. from `gpg --export -a KEYID`)",
             ));
         }
         let mut keys = Vec::new();

@@ -3,13 +3,18 @@ use std::path::PathBuf;
 /// What went wrong in the filesystem store, with the object it concerns.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FsError {
-    #[error("cannot create the store folder {root}: {source}; check the [store] url and that the volume is mounted and writable")]
-    CreateRoot { root: PathBuf, source: std::io::Error },
-    #[error("{operation} {key} under {root}: {source}")]
+    #[error("cannot create the store folder {root}")]
+    CreateRoot {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{operation} {key} under {root}")]
     Object {
         operation: &'static str,
         key: String,
         root: PathBuf,
+        #[source]
         source: object_store::Error,
     },
 }

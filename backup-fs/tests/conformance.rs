@@ -46,6 +46,16 @@ fn unusable_root_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let err = FsStore::new(file.join("store")).unwrap_err().to_string();
-    assert!(err.contains("a-file/store") && err.contains("mounted"), "{err}");
+    let err = FsStore::new(file.join("store")).unwrap_err();
+    // The message names the folder; the cause chain keeps the OS's reason.
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(
+        text.contains("a-file/store") && text.contains("Not a directory"),
+        "{text}"
+    );
 }

@@ -115,7 +115,7 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
         let path = base.join(file);
         if !path.is_file() {
             return Err(Error::config(
-                format!("[mirror] sanitize {}", file.display()),
+                format!("sanitize {}", file.display()),
                 format!("{} does not exist", path.display()),
             ));
         }

@@ -26,7 +26,7 @@ const STDERR_KEEP: usize = 16 * 1024;
 pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
-        Error::source_failed(tool, format!("cannot start {tool}: {e}; install the PostgreSQL client (apt-get install postgresql-client) or set [source] bin_dir"))
+        Error::source_failed(tool, format!("cannot start {tool}: {e}; the PostgreSQL client tools are needed (postgresql-client), or a bin_dir where they are"))
     })?;
     let stdout = child
         .stdout

@@ -49,10 +49,7 @@ pub async fn create_database(admin: &PgConn, name: &str, owner: Option<&str>) ->
     if database_exists(admin, name).await? {
         return Err(Error::Target {
             path: name.into(),
-            reason: format!(
-                "database exists already on {}; choose another name or pass --replace",
-                admin
-            ),
+            reason: format!("database exists already on {}", admin),
         });
     }
     let client = admin.connect().await?;
@@ -315,7 +312,7 @@ pub async fn check_dump(mut stream: backup_core::ByteStream, bin_dir: Option<&Pa
         .map_err(|e| {
             Error::source_failed(
                 "pg_restore",
-                format!("cannot start pg_restore: {e}; install postgresql-client"),
+                format!("cannot start pg_restore: {e}; the PostgreSQL client tools are needed (postgresql-client)"),
             )
         })?;
     let mut stdin = child

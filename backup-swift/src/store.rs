@@ -66,13 +66,10 @@ impl SwiftStore {
     pub fn new(url: &str, config: &SwiftConfig, base: &Path, env: &BTreeMap<String, String>) -> Result<Self> {
         let rest = url
             .strip_prefix("swift://")
-            .ok_or_else(|| Error::config("[store] url", format!("{url:?} is not swift://CONTAINER[/PREFIX]")))?;
+            .ok_or_else(|| Error::config("url", format!("{url:?} is not swift://CONTAINER[/PREFIX]")))?;
         let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if container.is_empty() || container.contains(['?', '#']) {
-            return Err(Error::config(
-                "[store] url",
-                format!("{url:?} has no valid container name"),
-            ));
+            return Err(Error::config("url", format!("{url:?} has no valid container name")));
         }
         let creds = config.credentials(base, env)?;
         let client = Client::new(
@@ -142,7 +139,7 @@ impl SwiftStore {
                         }
                         404 => {
                             return Err(Error::config(
-                                "[store] url",
+                                "url",
                                 format!("container {container} does not exist: create it (swift post {container}) or set [store.swift] create_container = true"),
                             ))
                         }

@@ -30,13 +30,15 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// `init` plus, unless `bare`, a key pair made by `keygen --name backup`.
+    /// `init` plus a key pair made by `keygen --name backup` and a signing
+    /// key made by `keygen --name signing --signing`, as the template expects.
     pub fn new() -> Ws {
         let ws = Ws {
             dir: tempfile::tempdir().unwrap(),
         };
         ws.ok(&["init", ws.home().to_str().unwrap()]);
         ws.ok(&["keygen", "--name", "backup"]);
+        ws.ok(&["keygen", "--name", "signing", "--signing"]);
         ws
     }
 
@@ -70,7 +72,9 @@ impl Ws {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--home").arg(self.home()).args(args);
-        c.env_remove("BACKUPAPPS_PASSPHRASE").env_remove("BACKUPAPPS_HOME");
+        c.env_remove("BACKUPAPPS_PASSPHRASE")
+            .env_remove("BACKUPAPPS_SIGNING_PASSPHRASE")
+            .env_remove("BACKUPAPPS_HOME");
         c
     }
 
@@ -132,6 +136,8 @@ impl Gpg {
 
     /// A GnuPG home holding the workspace's secret key `secrets/NAME.sec.asc`,
     /// and that key's passphrase.
+    /// A gpg home with the secret key `secrets/NAME.sec.asc` and the
+    /// workspace's signing public key (`secrets/signing.pub.asc`) imported.
     pub fn with_key(ws: &Ws, name: &str) -> (Gpg, String) {
         let pass = std::fs::read_to_string(ws.path(&format!("secrets/{name}.pass")))
             .unwrap()
@@ -140,7 +146,14 @@ impl Gpg {
         let gpg = Gpg::new();
         let key = ws.path(&format!("secrets/{name}.sec.asc"));
         gpg.run(&["--passphrase", &pass, "--import", key.to_str().unwrap()]);
+        gpg.import_signer(ws);
         (gpg, pass)
+    }
+
+    /// Imports the workspace's signing public key, as the DR recipe does.
+    pub fn import_signer(&self, ws: &Ws) {
+        let signer = ws.path("secrets/signing.pub.asc");
+        self.run(&["--import", signer.to_str().unwrap()]);
     }
 
     pub fn run(&self, args: &[&str]) -> Vec<u8> {
@@ -150,12 +163,14 @@ impl Gpg {
     }
 }
 
-/// Decrypts the chunks of a stored backup with gpg in name order, then
-/// `zstd -d | tar -x` into `into`: the README's disaster-recovery recipe.
+/// The README's disaster-recovery recipe with stock tools: `gpg --verify` the
+/// manifest's signature (the signer's public key imported into `gpg`), check
+/// every chunk's SHA-256 against the manifest with `jq | sha256sum -c`, then
+/// decrypt the chunks with gpg in name order and `zstd -d | tar -x` into `into`.
 pub fn stock_restore(gpg: &Gpg, passphrase: &str, backup_folder: &Path, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
     let script = format!(
-        "set -euo pipefail; cd '{folder}'; for c in data-*.zst.gpg; do gpg --homedir '{home}' --batch --quiet --pinentry-mode loopback --passphrase '{passphrase}' --decrypt \"$c\"; done | zstd -d -q | tar -x -C '{into}'",
+        "set -euo pipefail; cd '{folder}'; gpg --homedir '{home}' --batch --quiet --verify manifest.json.sig manifest.json; jq -r '.chunks[] | \"\\(.sha256)  \\(.name)\"' manifest.json | sha256sum --quiet -c; for c in data-*.zst.gpg; do gpg --homedir '{home}' --batch --quiet --pinentry-mode loopback --passphrase '{passphrase}' --decrypt \"$c\"; done | zstd -d -q | tar -x -C '{into}'",
         folder = backup_folder.display(),
         home = gpg.home.path().display(),
         into = into.display(),
