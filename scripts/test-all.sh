@@ -29,4 +29,5 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --quiet
 cargo test --workspace --all-features

@@ -229,6 +229,24 @@ impl Listing {
 /// and incomplete. Reads at most [`MAX_MANIFEST_SIZE`] per manifest, a few at
 /// a time.
 ///
+/// ```
+/// # use std::sync::Arc;
+/// # use backup_core::{testing::{test_keys, BytesSource}, *};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let keys = test_keys();
+/// let store: DynStore = Arc::new(MemoryStore::new());
+/// let options = BackupOptions::new("app", "files", "app/files");
+/// run_backup(&store, &BytesSource::new(b"hello".to_vec()), keys.encryptor.clone(), &keys.signer, &options).await?;
+///
+/// let profile = ProfileRef::new("app", "files", "app/files");
+/// let listing = list_backups(&store, &profile, &keys.trust).await?;
+/// let newest = listing.pick(Pick::Newest)?;
+/// let mut plaintext = Vec::new();
+/// restore_to_writer(&store, keys.decryptor.clone(), newest, DATA_STREAM, &mut plaintext, "out".as_ref()).await?;
+/// assert_eq!(plaintext, b"hello");
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 /// The store's error when it cannot be listed.
 pub async fn list_backups(store: &DynStore, profile: &ProfileRef, trust: &Trust) -> Result<Listing> {

@@ -80,6 +80,27 @@ pub struct PrunePlan {
 
 /// Plans retention for `listing` at `now`: `policy` decides over the trusted
 /// backups; incomplete and untrusted debris older than `grace` goes too.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use backup_core::{testing::{test_keys, BytesSource}, *};
+/// # use backup_core::reexports::chrono::{Duration, Utc};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let keys = test_keys();
+/// let store: DynStore = Arc::new(MemoryStore::new());
+/// for day in 1..=3 {
+///     let time = format!("2026-11-0{day}T02:00:00Z").parse().unwrap();
+///     let options = BackupOptions::new("app", "db", "app/db").with_time(time);
+///     run_backup(&store, &BytesSource::new(vec![day; 10]), keys.encryptor.clone(), &keys.signer, &options).await?;
+/// }
+/// let listing = list_backups(&store, &ProfileRef::new("app", "db", "app/db"), &keys.trust).await?;
+/// let policy = KeepPolicy { daily: 2, ..KeepPolicy::default() };
+/// let plan = prune::plan(&listing, "app/db", &policy, Utc::now(), Duration::hours(24));
+/// assert_eq!((plan.keep.len(), plan.remove.len()), (2, 1));
+/// assert_eq!(plan.keep[0].reasons, ["daily 1/2"]);
+/// prune::apply(&store, &plan, Utc::now(), Duration::hours(24)).await?;
+/// # Ok(()) }
+/// ```
 pub fn plan(
     listing: &Listing,
     dest_prefix: &str,

@@ -45,7 +45,6 @@ pub trait RetentionPolicy: Send + Sync {
 /// before the newest backup. No rule at all keeps everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RetentionSection", into = "RetentionSection")]
-#[non_exhaustive]
 pub struct KeepPolicy {
     /// Keep the N newest backups.
     pub last: u32,

@@ -1,6 +1,6 @@
 //! The conformance battery every [`Store`] passes (feature `testing`).
 //!
-//! Each case is a plain `async fn(store, prefix)`; [`store_conformance!`]
+//! Each case is a plain `async fn(store, prefix)`; [`crate::store_conformance!`]
 //! makes one `#[tokio::test]` per case so that each failure has its own name.
 //! Every case works under a fresh random `prefix`, so the battery can run
 //! against a shared, long-lived store without wiping it.

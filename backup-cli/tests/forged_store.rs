@@ -1,0 +1,4 @@
+//! placeholder while writing
+mod support;
+#[test]
+fn placeholder() {}
