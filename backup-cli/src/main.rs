@@ -11,6 +11,7 @@ mod lock;
 mod monitoring;
 mod output;
 mod progress;
+mod report;
 mod settings;
 mod templates;
 mod wiring;
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(commands::exit_code(&e))
+            ExitCode::from(report::exit_code(&e))
         }
     }
 }

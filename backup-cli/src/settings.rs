@@ -66,6 +66,23 @@ pub struct ProfileSettings {
     pub monitoring: crate::monitoring::MonitoringSettings,
 }
 
+impl ProfileSettings {
+    /// `[store.swift]` as Swift settings, with `[store] openrc` as default.
+    ///
+    /// # Errors
+    /// Names `origin` (the file) and the bad key.
+    pub fn swift_config(&self, origin: &str) -> anyhow::Result<backup_swift::SwiftConfig> {
+        let table = self.store.swift.clone().unwrap_or_default();
+        let mut config: backup_swift::SwiftConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| backup_core::Error::config(format!("{origin} [store.swift]"), e.to_string()))?;
+        if config.openrc.is_none() {
+            config.openrc = self.store.openrc.clone();
+        }
+        Ok(config)
+    }
+}
+
 /// What to keep of the newest backup in `data/`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

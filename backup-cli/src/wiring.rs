@@ -33,28 +33,13 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
         return Ok(Arc::new(store));
     }
     if url.starts_with("swift://") {
-        let config = swift_config(settings, origin)?;
+        let config = settings.swift_config(origin)?;
         let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
         let store = backup_swift::SwiftStore::new(url, &config, &ws.home, &env)
             .with_context(|| format!("{origin}: [store]"))?;
         return Ok(Arc::new(store));
     }
     bail!("{origin}: [store] url {url:?} is not supported; use file:///path or swift://container")
-}
-
-/// `[store.swift]` as Swift settings.
-///
-/// # Errors
-/// Names the file and the bad key.
-pub fn swift_config(settings: &ProfileSettings, origin: &str) -> Result<backup_swift::SwiftConfig> {
-    let table = settings.store.swift.clone().unwrap_or_default();
-    let mut config: backup_swift::SwiftConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| backup_core::Error::config(format!("{origin} [store.swift]"), e.to_string()))?;
-    if config.openrc.is_none() {
-        config.openrc = settings.store.openrc.clone();
-    }
-    Ok(config)
 }
 
 /// The encryptor for `[encryption] recipients`.
@@ -199,7 +184,8 @@ fn key_hint(e: backup_core::Error) -> anyhow::Error {
 /// A missing database or password file, naming the profile file.
 pub fn pg_conn(ws: &Workspace, profile: &Profile) -> Result<(backup_pg::PgConn, backup_pg::PgConfig)> {
     let config = profile.settings.source.clone().unwrap_or_default();
-    let conn = backup_pg::PgConn::resolve(&config, &ws.home, &format!("{} [source]", profile.file.display()))?;
+    let conn = backup_pg::PgConn::from_env(&config, &ws.home)
+        .with_context(|| format!("{} [source]", profile.file.display()))?;
     Ok((conn, config))
 }
 
@@ -212,7 +198,7 @@ pub fn mirror(ws: &Workspace, profile: &Profile) -> Result<Option<(backup_pg::Pg
         return Ok(None);
     };
     let field = format!("{} [mirror]", profile.file.display());
-    let conn = backup_pg::PgConn::resolve(&section.config.connection(), &ws.home, &field)?;
+    let conn = backup_pg::PgConn::from_env(&section.config.connection(), &ws.home).context(field)?;
     Ok(Some((conn, section.config.clone())))
 }
 

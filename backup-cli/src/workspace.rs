@@ -219,7 +219,7 @@ fn check_profile(profile: &Profile) -> Result<()> {
         Some(p) => backup_core::store::validate_key(p.trim_matches('/'))
             .with_context(|| format!("{file}: dest_prefix {p:?}"))?,
     }
-    crate::wiring::swift_config(s, &file.to_string())?;
+    s.swift_config(&file.to_string())?;
     Ok(())
 }
 

@@ -19,6 +19,13 @@ use crate::manifest::{rfc3339, Manifest, ProfileRef, MAX_MANIFEST_SIZE};
 use crate::signing::TrustedSigners;
 use crate::store::{DynStore, ObjectMeta, Store, StoreExt};
 
+/// The mark a successful verification records (`marks/verified.json`).
+pub const VERIFIED_MARK: &str = "verified";
+
+/// The mark a successful restore or mirror records (`marks/restored.json`):
+/// the backup was proven restorable.
+pub const RESTORED_MARK: &str = "restored";
+
 /// Largest mark read: marks are notes, never more than a few hundred bytes.
 const MAX_MARK_SIZE: u64 = 64 * 1024;
 
@@ -412,7 +419,7 @@ async fn read_marks(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectM
 ///
 /// # Errors
 /// The store's error.
-pub async fn write_mark(store: &dyn Store, folder: &BackupFolder, name: &str, value: &Value) -> Result<()> {
+pub async fn write_mark(store: &DynStore, folder: &BackupFolder, name: &str, value: &Value) -> Result<()> {
     crate::layout::check_stream_name(name).map_err(|reason| Error::config("mark name", reason))?;
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
     store.put(&folder.mark_key(name), bytes::Bytes::from(body)).await
@@ -424,7 +431,7 @@ pub async fn write_mark(store: &dyn Store, folder: &BackupFolder, name: &str, va
 ///
 /// # Errors
 /// The store's error; what was not removed is removed by a later prune.
-pub async fn remove_backup(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectMeta]) -> Result<()> {
+pub async fn remove_backup(store: &DynStore, folder: &BackupFolder, objects: &[ObjectMeta]) -> Result<()> {
     let inside = format!("{}/", folder.key());
     store.delete(&folder.manifest_key()).await?;
     let rest: Vec<&ObjectMeta> = objects

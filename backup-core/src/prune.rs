@@ -204,7 +204,7 @@ pub async fn apply(store: &DynStore, plan: &PrunePlan, now: DateTime<Utc>, grace
     );
     for (id, objects) in folders {
         let folder = BackupFolder::new(&plan.dest_prefix, id)?;
-        remove_backup(&**store, &folder, objects).await?;
+        remove_backup(store, &folder, objects).await?;
         tracing::info!(target_profile = %plan.target, %id, "removed");
         applied.folders += 1;
     }

@@ -58,7 +58,7 @@ pub fn restore_stream(
             let decryptor = Arc::clone(&decryptor);
             let recipients = recipients.clone();
             async move {
-                let sealed = fetch_checked(&*store, &key, &chunk).await?;
+                let sealed = fetch_checked(&store, &key, &chunk).await?;
                 tokio::task::spawn_blocking(move || open_chunk(&key, &sealed, &chunk, &*decryptor, &recipients))
                     .await
                     .map_err(|e| Error::worker("chunk decryption", e))?
@@ -164,8 +164,8 @@ async fn create_private(path: &Path) -> Result<tokio::fs::File> {
 ///
 /// # Errors
 /// [`Error::Integrity`] when the chunk is missing or differs from the manifest.
-pub async fn fetch_checked(store: &dyn Store, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
-    let sealed = read_sized(store, key, chunk.size).await.map_err(|e| match e {
+pub async fn fetch_checked(store: &DynStore, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
+    let sealed = read_sized(&**store, key, chunk.size).await.map_err(|e| match e {
         Error::NotFound { key } => Error::Integrity {
             key,
             reason: "chunk listed in the manifest is missing from the store".into(),

@@ -13,15 +13,12 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::catalog::{write_mark, CatalogEntry};
+use crate::catalog::{write_mark, CatalogEntry, VERIFIED_MARK};
 use crate::encrypt::Decryptor;
 use crate::error::Result;
 use crate::manifest::rfc3339;
 use crate::restore::{chunk_keys, fetch_checked, restore_stream, DATA_STREAM};
 use crate::store::{ByteStream, DynStore};
-
-/// Name of the mark a successful verification records.
-pub const VERIFIED_MARK: &str = "verified";
 
 /// Reads a backup's data stream to the end and checks its structure.
 #[async_trait]
@@ -77,7 +74,7 @@ pub async fn verify_backup(
     let m = &entry.manifest;
     let Some(decryptor) = decryptor else {
         for (key, chunk) in chunk_keys(entry)? {
-            fetch_checked(&**store, &key, chunk).await?;
+            fetch_checked(store, &key, chunk).await?;
         }
         return Ok(VerifyReport {
             id: m.id.clone(),
@@ -130,5 +127,5 @@ pub async fn record_verified(store: &DynStore, entry: &CatalogEntry, report: &Ve
         "plaintext_bytes": report.plaintext_bytes,
         "detail": report.structure,
     });
-    write_mark(&**store, entry.folder(), VERIFIED_MARK, &mark).await
+    write_mark(store, entry.folder(), VERIFIED_MARK, &mark).await
 }

@@ -187,7 +187,7 @@ async fn removing_a_backup_deletes_its_manifest_first() {
     let m = backup(&store, &source, 1000).await.unwrap();
     let listing = listing(&store).await;
     let entry = &listing.trusted[0];
-    backup_core::catalog::remove_backup(&*store, entry.folder(), &entry.objects)
+    backup_core::catalog::remove_backup(&store, entry.folder(), &entry.objects)
         .await
         .unwrap();
     let deleted = recording.deleted.lock().unwrap().clone();

@@ -52,12 +52,59 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl PgConn {
-    /// Resolves `config`; relative paths are taken relative to `base`.
+    /// A connection from explicit values only: no environment, no
+    /// `~/.pgpass`, no password until [`PgConn::with_password`].
+    pub fn new(host: &str, port: u16, user: &str, database: &str) -> Self {
+        PgConn {
+            host: host.to_owned(),
+            port,
+            user: user.to_owned(),
+            database: database.to_owned(),
+            sslmode: "prefer".into(),
+            bin_dir: None,
+            maintenance_db: "postgres".into(),
+            password: None,
+        }
+    }
+
+    /// The password to connect with (handed to libpq tools in their
+    /// environment, never on a command line).
+    #[must_use]
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// libpq `sslmode`.
+    #[must_use]
+    pub fn with_sslmode(mut self, sslmode: &str) -> Self {
+        self.sslmode = sslmode.to_owned();
+        self
+    }
+
+    /// Folder of the client tools (`pg_dump`, `pg_restore`, `psql`).
+    #[must_use]
+    pub fn with_bin_dir(mut self, bin_dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(bin_dir.into());
+        self
+    }
+
+    /// Database to connect to for CREATE/DROP/RENAME DATABASE.
+    #[must_use]
+    pub fn with_maintenance_db(mut self, database: &str) -> Self {
+        self.maintenance_db = database.to_owned();
+        self
+    }
+
+    /// Resolves `config` the way libpq does: its values, else libpq's
+    /// environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`,
+    /// `PGSSLMODE`), else `~/.pgpass` for the password, else defaults.
+    /// Relative paths are taken relative to `base`.
     ///
     /// # Errors
-    /// [`Error::Config`] naming `field` when no database is given anywhere, or
-    /// the password file cannot be read.
-    pub fn resolve(config: &PgConfig, base: &Path, field: &str) -> Result<Self> {
+    /// [`Error::Config`] when no database is given anywhere, or the password
+    /// file cannot be read.
+    pub fn from_env(config: &PgConfig, base: &Path) -> Result<Self> {
         let host = config.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| {
             if Path::new("/var/run/postgresql").is_dir() {
                 "/var/run/postgresql".into()
@@ -75,42 +122,31 @@ impl PgConn {
             .or_else(|| env("PGUSER"))
             .or_else(|| env("USER"))
             .unwrap_or_else(|| "postgres".into());
-        let database = config.database.clone().or_else(|| env("PGDATABASE")).ok_or_else(|| {
-            Error::config(
-                format!("{field} database"),
-                "no database given: set `database = \"name\"` (or PGDATABASE)",
-            )
-        })?;
+        let database = config
+            .database
+            .clone()
+            .or_else(|| env("PGDATABASE"))
+            .ok_or_else(|| Error::config("database", "no database given (nor PGDATABASE)"))?;
         let password = match &config.password_file {
             Some(file) => {
                 let path = base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    Error::config(
-                        format!("{field} password_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::config("password_file", format!("cannot read {}: {e}", path.display())))?;
                 Some(text.lines().next().unwrap_or_default().to_owned())
             }
             None => env("PGPASSWORD"),
         };
-        let mut conn = PgConn {
-            host,
-            port,
-            user,
-            database,
-            sslmode: config
-                .sslmode
-                .clone()
-                .or_else(|| env("PGSSLMODE"))
-                .unwrap_or_else(|| "prefer".into()),
-            bin_dir: config.bin_dir.as_ref().map(|b| base.join(b)).or_else(default_bin_dir),
-            maintenance_db: config.maintenance_db.clone().unwrap_or_else(|| "postgres".into()),
-            password,
-        };
-        if conn.password.is_none() {
-            conn.password = pgpass_lookup(&conn);
-        }
+        let mut conn = PgConn::new(&host, port, &user, &database)
+            .with_sslmode(
+                &config
+                    .sslmode
+                    .clone()
+                    .or_else(|| env("PGSSLMODE"))
+                    .unwrap_or_else(|| "prefer".into()),
+            )
+            .with_maintenance_db(config.maintenance_db.as_deref().unwrap_or("postgres"));
+        conn.bin_dir = config.bin_dir.as_ref().map(|b| base.join(b)).or_else(default_bin_dir);
+        conn.password = password.or_else(|| pgpass_lookup(&conn));
         Ok(conn)
     }
 
@@ -285,7 +321,7 @@ mod tests {
             database: Some("d".into()),
             ..Default::default()
         };
-        let mut conn = PgConn::resolve(&config, Path::new("/"), "[source]").unwrap();
+        let mut conn = PgConn::from_env(&config, Path::new("/")).unwrap();
         conn.password = Some("hunter2".into());
         assert_eq!(conn.to_string(), "u@h:1/d");
         assert!(!format!("{conn:?}").contains("hunter2"));

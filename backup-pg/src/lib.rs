@@ -15,7 +15,7 @@ pub mod testing;
 pub use config::PgConfig;
 pub use conn::PgConn;
 pub use from_store::{restore_database, write_dump_files, DatabaseRestore, DumpCheck, GLOBALS_STREAM, KIND};
-pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh, RESTORED_MARK};
+pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh};
 pub use process::{run, stdout_stream};
 pub use restore::{
     check_dump, create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_core::catalog::write_mark;
+use backup_core::catalog::{write_mark, RESTORED_MARK};
 use backup_core::lease::{self, MIRROR_LEASE};
 use backup_core::manifest::rfc3339;
 use backup_core::{list_backups, Decryptor, DynStore, Error, Pick, ProfileRef, Result, Trust};
@@ -172,10 +172,6 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
     })
 }
 
-/// Name of the mark a successful mirror records: the backup was restored,
-/// sanitized and checked — it is restorable.
-pub const RESTORED_MARK: &str = "restored";
-
 /// Everything a mirror run needs. The test connection connects with the
 /// mirror's own role (CREATEDB and member of the owner), never a superuser's.
 #[derive(Debug, Clone)]
@@ -266,7 +262,7 @@ async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<Mirro
         "tables": report.refresh.tables,
         "kept_previous": report.refresh.swap.kept_previous,
     });
-    if let Err(e) = write_mark(&**mirror.store, entry.folder(), RESTORED_MARK, &mark).await {
+    if let Err(e) = write_mark(mirror.store, entry.folder(), RESTORED_MARK, &mark).await {
         tracing::warn!(error = %e, "mirrored, but could not record the mark in the store");
     }
     Ok(report)

@@ -17,7 +17,7 @@ fn admin(cluster: &TestCluster) -> PgConn {
         bin_dir: Some(cluster.bindir.clone()),
         ..Default::default()
     };
-    PgConn::resolve(&config, Path::new("/"), "[mirror]").unwrap()
+    PgConn::from_env(&config, Path::new("/")).unwrap()
 }
 
 fn databases(cluster: &TestCluster) -> String {

@@ -64,7 +64,7 @@ fn conn(cluster: &TestCluster, db: &str, password: Option<&Path>) -> PgConn {
         bin_dir: Some(cluster.bindir.clone()),
         ..Default::default()
     };
-    PgConn::resolve(&config, Path::new("/"), "[source]").unwrap()
+    PgConn::from_env(&config, Path::new("/")).unwrap()
 }
 
 async fn write_dump(store: DynStore, dec: Arc<PgpDecryptor>, m: &backup_core::Manifest, path: &Path) {

@@ -26,7 +26,7 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn new(method: Method, path: String, what: String) -> Self {
+    pub(crate) fn new(method: Method, path: String, what: String) -> Self {
         Req {
             method,
             path,
@@ -47,7 +47,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn new(
+    pub(crate) fn new(
         creds: Credentials,
         storage_url: Option<String>,
         retries: u32,
@@ -102,7 +102,7 @@ impl Client {
 
     /// Sends `req`, retrying what is worth retrying. Returns the final response
     /// whatever its status; the caller decides what a status means.
-    pub async fn send(&self, req: &Req) -> Result<Response, SwiftError> {
+    pub(crate) async fn send(&self, req: &Req) -> Result<Response, SwiftError> {
         let mut attempt = 0;
         let mut renewed = false;
         loop {
@@ -149,7 +149,7 @@ impl Client {
     }
 
     /// Sends a GET and reads the whole body, retrying a body cut short too.
-    pub async fn get_body(&self, req: &Req) -> Result<(u16, Bytes), SwiftError> {
+    pub(crate) async fn get_body(&self, req: &Req) -> Result<(u16, Bytes), SwiftError> {
         let mut attempt = 0;
         loop {
             let resp = self.send(req).await?;
@@ -173,7 +173,7 @@ impl Client {
     }
 
     /// The cluster's `/info` (capabilities and limits), next to the storage URL.
-    pub async fn info(&self) -> Result<serde_json::Value, SwiftError> {
+    pub(crate) async fn info(&self) -> Result<serde_json::Value, SwiftError> {
         let session = self.session(false).await?;
         let fail = |reason: String| SwiftError::Transport {
             method: "GET".into(),

@@ -36,7 +36,7 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
         let _lock = match crate::lock::acquire(ws, &crate::lock::profile_lock(profile)) {
             Ok(lock) => lock,
             Err(e) => {
-                codes.push(super::report_failure(&target, "backup", &e));
+                codes.push(crate::report::failure(&target, "backup", &e));
                 continue;
             }
         };
@@ -74,7 +74,7 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                 monitoring::ping(monitoring, &target, Ping::Success, &summary).await;
             }
             Err(e) => {
-                codes.push(super::report_failure(&target, "backup", e));
+                codes.push(crate::report::failure(&target, "backup", e));
                 tracing::error!(target_profile = %target, seconds, error = %format!("{e:#}"), "backup failed");
                 monitoring::ping(monitoring, &target, Ping::Fail, &format!("{e:#}")).await;
             }
@@ -95,11 +95,11 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
             // A backup that succeeded stays a success even if cleaning up
             // old ones fails; the failure still shows in the exit status.
             if let Err(e) = super::prune::prune_profile(ws, profile, false).await {
-                codes.push(super::report_failure(&target, "prune", &e));
+                codes.push(crate::report::failure(&target, "prune", &e));
             }
         }
     }
-    Ok(super::worst(&codes))
+    Ok(crate::report::worst(&codes))
 }
 
 /// One backup of one profile, under the profile's lease in the store.

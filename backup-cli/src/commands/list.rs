@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use backup_core::catalog::{RESTORED_MARK, VERIFIED_MARK};
 use backup_core::manifest::rfc3339;
 use backup_core::{list_backups, Listing, Signed};
 use serde_json::{json, Value};
@@ -30,7 +31,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
         let listing = match result {
             Ok(x) => x,
             Err(e) => {
-                codes.push(super::report_failure(&target, "list", &e));
+                codes.push(crate::report::failure(&target, "list", &e));
                 continue;
             }
         };
@@ -57,7 +58,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
     } else {
         print_table(&rows);
     }
-    Ok(super::worst(&codes))
+    Ok(crate::report::worst(&codes))
 }
 
 /// One row per backup folder with a manifest: trusted ones with their
@@ -95,11 +96,11 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
             "reason": Value::Null,
             "keep": kept.is_some(),
             "reasons": kept.map(|k| k.reasons.clone()).unwrap_or_default(),
-            "verified": mark_time("verified"),
-            "verified_mode": entry.marks.get("verified").and_then(|v| v.get("mode")).cloned().unwrap_or(Value::Null),
-            "restored": mark_time("restored"),
+            "verified": mark_time(VERIFIED_MARK),
+            "verified_mode": entry.marks.get(VERIFIED_MARK).and_then(|v| v.get("mode")).cloned().unwrap_or(Value::Null),
+            "restored": mark_time(RESTORED_MARK),
             // A restore (or a mirror) that succeeded proved this backup restorable.
-            "restore_verified": entry.marks.contains_key("restored"),
+            "restore_verified": entry.marks.contains_key(RESTORED_MARK),
         }));
     }
     for u in &listing.untrusted {

@@ -27,10 +27,10 @@ pub async fn run(ws: &Workspace, targets: &[String], backup: Option<&str>, dry_r
     let mut codes = Vec::new();
     for profile in profiles {
         if let Err(e) = mirror_profile(ws, profile, backup, dry_run).await {
-            codes.push(super::report_failure(&profile.target(), "mirror", &e));
+            codes.push(crate::report::failure(&profile.target(), "mirror", &e));
         }
     }
-    Ok(super::worst(&codes))
+    Ok(crate::report::worst(&codes))
 }
 
 async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>, dry_run: bool) -> Result<()> {

@@ -25,7 +25,7 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
             Some(crate::lock::acquire(ws, &crate::lock::profile_lock(profile)))
         };
         if let Some(Err(e)) = lock {
-            codes.push(super::report_failure(&profile.target(), "prune", &e));
+            codes.push(crate::report::failure(&profile.target(), "prune", &e));
             continue;
         }
         match prune_profile(ws, profile, dry_run).await {
@@ -35,13 +35,13 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
                 }
                 plans.push(plan);
             }
-            Err(e) => codes.push(super::report_failure(&profile.target(), "prune", &e)),
+            Err(e) => codes.push(crate::report::failure(&profile.target(), "prune", &e)),
         }
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&plans)?);
     }
-    Ok(super::worst(&codes))
+    Ok(crate::report::worst(&codes))
 }
 
 /// The plan for a listing of `profile`, now.

@@ -26,10 +26,10 @@ pub async fn run(ws: &Workspace, targets: &[String], all: bool) -> Result<ExitCo
     for profile in ws.select(targets)? {
         let target = profile.target();
         if let Err(e) = verify_profile(ws, profile, all, &mut codes).await {
-            codes.push(super::report_failure(&target, "verify", &e));
+            codes.push(crate::report::failure(&target, "verify", &e));
         }
     }
-    Ok(super::worst(&codes))
+    Ok(crate::report::worst(&codes))
 }
 
 async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mut Vec<u8>) -> Result<()> {
@@ -71,7 +71,7 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
                     tracing::warn!(error = %e, "verified, but could not record the mark in the store");
                 }
             }
-            Err(e) => codes.push(super::report_failure(
+            Err(e) => codes.push(crate::report::failure(
                 &target,
                 &format!("verify of backup {id}"),
                 &e.into(),

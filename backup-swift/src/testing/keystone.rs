@@ -9,11 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Whether the Keystone tests are switched on.
-pub fn keystone_tests_enabled() -> bool {
+pub(crate) fn keystone_tests_enabled() -> bool {
     std::env::var("BACKUPAPPS_TEST_KEYSTONE").is_ok_and(|v| v == "1")
 }
 
 /// A running Keystone.
+#[derive(Debug)]
 pub struct KeystoneServer {
     /// Port on 127.0.0.1.
     pub port: u16,

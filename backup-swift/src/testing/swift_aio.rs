@@ -22,6 +22,7 @@ pub const USER: &str = "test:tester";
 pub const KEY: &str = "testing";
 
 /// A running Swift.
+#[derive(Debug)]
 pub struct SwiftServer {
     /// Proxy port on 127.0.0.1.
     pub port: u16,

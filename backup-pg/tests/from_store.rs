@@ -1,0 +1,181 @@
+//! The library operations on PostgreSQL backups, without the CLI: restore a
+//! trusted backup into a database, and the whole mirror (lease, pick,
+//! download, restore, sanitize, check, swap, mark) against a throwaway cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_core::catalog::RESTORED_MARK;
+use backup_core::lease::{self, MIRROR_LEASE};
+use backup_core::testing::test_keys;
+use backup_core::{list_backups, run_backup, BackupOptions, DynStore, Error, MemoryStore, Pick, ProfileRef};
+use backup_pg::testing::{Auth, TestCluster};
+use backup_pg::{mirror_backup, restore_database, DatabaseRestore, Mirror, MirrorConfig, PgConn, PgSource};
+
+fn conn(cluster: &TestCluster, db: &str) -> PgConn {
+    PgConn::new("127.0.0.1", cluster.port, TestCluster::USER, db).with_bin_dir(cluster.bindir.clone())
+}
+
+fn profile() -> ProfileRef {
+    ProfileRef::new("shop", "db", "shop/db").with_kind(backup_pg::KIND)
+}
+
+/// A cluster with `shop` (two tables) backed up once into a memory store.
+async fn backed_up() -> Option<(TestCluster, DynStore)> {
+    let cluster = TestCluster::start(Auth::Trust)?;
+    cluster.psql("postgres", "CREATE DATABASE shop");
+    cluster.psql(
+        "shop",
+        "CREATE TABLE customers AS SELECT g AS id, 'c' || g AS name FROM generate_series(1, 500) g; \
+         CREATE TABLE orders AS SELECT g AS id, g % 50 AS customer FROM generate_series(1, 2000) g",
+    );
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let source = PgSource::new(conn(&cluster, "shop"), Default::default());
+    let keys = test_keys();
+    let options = BackupOptions::new("shop", "db", "shop/db").with_chunk_size(64 * 1024);
+    run_backup(&store, &source, keys.encryptor.clone(), &keys.signer, &options)
+        .await
+        .expect("backup");
+    Some((cluster, store))
+}
+
+const CONTENT: &str = "SELECT (SELECT count(*) FROM customers) || '/' || (SELECT sum(customer) FROM orders)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_database_creates_refuses_and_replaces() {
+    let Some((cluster, store)) = backed_up().await else {
+        return;
+    };
+    let keys = test_keys();
+    let listing = list_backups(&store, &profile(), &keys.trust).await.expect("list");
+    let entry = listing.pick(Pick::Newest).expect("newest");
+    let work = tempfile::tempdir().expect("work dir");
+    let admin = conn(&cluster, "postgres");
+
+    let swap = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "copy",
+        work.path(),
+        &DatabaseRestore::new(),
+    )
+    .await
+    .expect("restore");
+    assert!(swap.is_none(), "a new database, nothing swapped");
+    assert_eq!(cluster.psql("copy", CONTENT), cluster.psql("shop", CONTENT));
+    assert_eq!(
+        std::fs::read_dir(work.path()).expect("work dir").count(),
+        0,
+        "no plaintext left"
+    );
+
+    cluster.psql("copy", "DELETE FROM orders");
+    let err = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "copy",
+        work.path(),
+        &DatabaseRestore::new(),
+    )
+    .await
+    .expect_err("an existing database is refused");
+    assert!(matches!(err, Error::Target { .. }), "{err}");
+    assert_eq!(
+        cluster.psql("copy", "SELECT count(*) FROM orders"),
+        "0",
+        "left as it was"
+    );
+
+    let options = DatabaseRestore::new().with_replace(true);
+    let swap = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "copy",
+        work.path(),
+        &options,
+    )
+    .await
+    .expect("replace");
+    assert!(swap.is_some_and(|s| s.replaced));
+    assert_eq!(cluster.psql("copy", CONTENT), cluster.psql("shop", CONTENT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_swaps_in_a_sanitized_copy_and_marks_the_backup() {
+    let Some((cluster, store)) = backed_up().await else {
+        return;
+    };
+    cluster.psql("postgres", "CREATE DATABASE shop_test");
+    cluster.psql("shop_test", "CREATE TABLE stale AS SELECT 1 AS x");
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("scrub.sql"), "UPDATE customers SET name = 'anon';").expect("sanitize file");
+    let config: MirrorConfig =
+        toml::from_str("sanitize = [\"scrub.sql\"]\ncheck_sql = \"SELECT count(*) = 500 FROM customers\"")
+            .expect("mirror config");
+    let keys = test_keys();
+    let test = conn(&cluster, "shop_test");
+    let profile = profile();
+    let mirror = Mirror {
+        store: &store,
+        profile: &profile,
+        trust: &keys.trust,
+        decryptor: keys.decryptor.clone(),
+        test: &test,
+        config: &config,
+        base: dir.path(),
+        work_dir: &dir.path().join("work"),
+        lease_ttl: Duration::from_secs(60),
+    };
+
+    // Another mirror of the profile holds the lease: nothing happens.
+    let held = lease::acquire(&store, "shop/db", MIRROR_LEASE, Duration::from_secs(60))
+        .await
+        .expect("lease");
+    let err = mirror_backup(&mirror, Pick::Newest).await.expect_err("busy");
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert_eq!(cluster.psql("shop_test", "SELECT count(*) FROM stale"), "1");
+    held.release().await;
+
+    let report = mirror_backup(&mirror, Pick::Newest).await.expect("mirror");
+    assert_eq!(report.refresh.tables, 2);
+    assert_eq!(
+        cluster.psql("shop_test", "SELECT count(DISTINCT name) FROM customers"),
+        "1"
+    );
+    assert_eq!(cluster.psql("shop_test", CONTENT), cluster.psql("shop", CONTENT));
+    let listing = list_backups(&store, &profile, &keys.trust).await.expect("list");
+    assert!(
+        listing.trusted[0].marks.contains_key(RESTORED_MARK),
+        "marked restore-verified"
+    );
+    assert!(
+        !std::fs::read_dir(dir.path().join("work")).expect("work").any(|_| true),
+        "no plaintext left"
+    );
+
+    // A failing check leaves the test database exactly as it was.
+    let failing: MirrorConfig = toml::from_str("check_sql = \"SELECT false\"").expect("config");
+    let before = cluster.psql("postgres", "SELECT oid FROM pg_database WHERE datname = 'shop_test'");
+    let mirror = Mirror {
+        config: &failing,
+        ..mirror
+    };
+    let err = mirror_backup(&mirror, Pick::Newest).await.expect_err("check fails");
+    assert!(err.to_string().contains("check"), "{err}");
+    assert_eq!(
+        cluster.psql("postgres", "SELECT oid FROM pg_database WHERE datname = 'shop_test'"),
+        before
+    );
+    assert!(
+        lease::acquire(&store, "shop/db", MIRROR_LEASE, Duration::from_secs(60))
+            .await
+            .is_ok(),
+        "lease released"
+    );
+}
