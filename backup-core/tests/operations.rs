@@ -414,8 +414,10 @@ async fn wrong_secret_key_is_wrong_key_not_integrity() {
 }
 
 fn keep_last(n: u32) -> KeepPolicy {
-    let mut policy = KeepPolicy::default();
-    policy.last = n;
+    let policy = KeepPolicy {
+        last: n,
+        ..KeepPolicy::default()
+    };
     policy
 }
 
@@ -542,8 +544,10 @@ async fn prune_always_keeps_the_newest_even_with_rules_that_keep_nothing_newer()
         ids.push(backup_at(&store, time, &data(10, i as u32), 1000).await.id);
     }
     let listed = listing(&store).await;
-    let mut monthly = KeepPolicy::default();
-    monthly.monthly = 1;
+    let monthly = KeepPolicy {
+        monthly: 1,
+        ..KeepPolicy::default()
+    };
     let plan = prune::plan(&listed, DEST, &monthly, Utc::now(), Duration::hours(1));
     let kept: Vec<&str> = plan.keep.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(kept, vec![ids[2].as_str()]);

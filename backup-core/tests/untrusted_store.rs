@@ -165,14 +165,18 @@ fn untrusted<'a>(listing: &'a Listing, id: &str) -> &'a UntrustedBackup {
 }
 
 fn keep_last(n: u32) -> KeepPolicy {
-    let mut policy = KeepPolicy::default();
-    policy.last = n;
+    let policy = KeepPolicy {
+        last: n,
+        ..KeepPolicy::default()
+    };
     policy
 }
 
 fn keep_daily(n: u32) -> KeepPolicy {
-    let mut policy = KeepPolicy::default();
-    policy.daily = n;
+    let policy = KeepPolicy {
+        daily: n,
+        ..KeepPolicy::default()
+    };
     policy
 }
 
