@@ -414,11 +414,10 @@ async fn wrong_secret_key_is_wrong_key_not_integrity() {
 }
 
 fn keep_last(n: u32) -> KeepPolicy {
-    let policy = KeepPolicy {
+    KeepPolicy {
         last: n,
         ..KeepPolicy::default()
-    };
-    policy
+    }
 }
 
 async fn keys_under(store: &DynStore, prefix: &str) -> Vec<String> {

@@ -165,19 +165,17 @@ fn untrusted<'a>(listing: &'a Listing, id: &str) -> &'a UntrustedBackup {
 }
 
 fn keep_last(n: u32) -> KeepPolicy {
-    let policy = KeepPolicy {
+    KeepPolicy {
         last: n,
         ..KeepPolicy::default()
-    };
-    policy
+    }
 }
 
 fn keep_daily(n: u32) -> KeepPolicy {
-    let policy = KeepPolicy {
+    KeepPolicy {
         daily: n,
         ..KeepPolicy::default()
-    };
-    policy
+    }
 }
 
 fn plan_ids(plan: &PrunePlan) -> (Vec<String>, Vec<String>, Vec<String>) {
