@@ -10,4 +10,4 @@ mod store;
 pub mod testing;
 
 pub use config::{read_openrc, Credentials, Project, SwiftConfig};
-pub use store::SwiftStore;
+pub use store::{SwiftStore, SwiftStoreBuilder};

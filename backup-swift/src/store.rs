@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::client::{Client, Req};
-use crate::config::SwiftConfig;
+use crate::config::{Credentials, SwiftConfig};
 use crate::error::{hint, SwiftError};
 
 /// Characters left as they are in a path segment.
@@ -58,34 +58,59 @@ struct Listed {
 }
 
 impl SwiftStore {
-    /// Opens `url` (`swift://container[/prefix]`) with `config`, the RC file it
-    /// names and `env` (the process environment). Nothing is contacted yet.
+    /// A builder for `url` (`swift://container[/prefix]`) from explicit values:
+    /// no environment and no files are read.
+    ///
+    /// ```
+    /// # use backup_swift::{Credentials, SwiftStore};
+    /// let store = SwiftStore::builder("swift://backups/host-1")
+    ///     .credentials(Credentials::V1 {
+    ///         auth_url: "http://127.0.0.1:8080/auth/v1.0".into(),
+    ///         user: "test:tester".into(),
+    ///         key: "testing".into(),
+    ///     })
+    ///     .retries(3)
+    ///     .build()?;
+    /// # Ok::<(), backup_core::Error>(())
+    /// ```
+    pub fn builder(url: &str) -> SwiftStoreBuilder {
+        SwiftStoreBuilder {
+            url: url.to_owned(),
+            credentials: None,
+            storage_url: None,
+            retries: 5,
+            timeout: Duration::from_secs(120),
+            segment_size: 1 << 30,
+            create_container: true,
+        }
+    }
+
+    /// Opens `url` with `config`, the RC file it names, and `env` (the
+    /// process environment as a map: `OS_*`, `ST_*`); relative paths are
+    /// taken relative to `base`. Nothing is contacted yet.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad URL or missing credentials.
     pub fn new(url: &str, config: &SwiftConfig, base: &Path, env: &BTreeMap<String, String>) -> Result<Self> {
-        let rest = url
-            .strip_prefix("swift://")
-            .ok_or_else(|| Error::config("url", format!("{url:?} is not swift://CONTAINER[/PREFIX]")))?;
-        let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if container.is_empty() || container.contains(['?', '#']) {
-            return Err(Error::config("url", format!("{url:?} has no valid container name")));
+        let mut builder = SwiftStore::builder(url)
+            .credentials(config.credentials(base, env)?)
+            .retries(config.retries.unwrap_or(5))
+            .timeout(Duration::from_secs(config.timeout_secs.unwrap_or(120)))
+            .segment_size(config.segment_size.unwrap_or(1 << 30))
+            .create_container(config.create_container.unwrap_or(true));
+        if let Some(storage_url) = &config.storage_url {
+            builder = builder.storage_url(storage_url);
         }
-        let creds = config.credentials(base, env)?;
-        let client = Client::new(
-            creds,
-            config.storage_url.clone(),
-            config.retries.unwrap_or(5),
-            Duration::from_secs(config.timeout_secs.unwrap_or(120)),
-        )?;
-        Ok(SwiftStore {
-            client: Arc::new(client),
-            container: container.to_owned(),
-            prefix: prefix.trim_matches('/').to_owned(),
-            segment_size: config.segment_size.unwrap_or(1 << 30).max(1),
-            create_container: config.create_container.unwrap_or(true),
-            ready: OnceCell::new(),
-        })
+        builder.build()
+    }
+
+    /// As [`SwiftStore::new`], with this process's environment.
+    ///
+    /// # Errors
+    /// As [`SwiftStore::new`].
+    pub fn from_env(url: &str, config: &SwiftConfig, base: &Path) -> Result<Self> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        SwiftStore::new(url, config, base, &env)
     }
 
     fn segments_container(&self) -> String {
@@ -488,5 +513,84 @@ impl Store for SwiftStore {
         } else {
             format!("swift://{}/{}", self.container, self.prefix)
         }
+    }
+}
+
+/// Builds a [`SwiftStore`] from explicit values (see [`SwiftStore::builder`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SwiftStoreBuilder {
+    url: String,
+    credentials: Option<Credentials>,
+    storage_url: Option<String>,
+    retries: u32,
+    timeout: Duration,
+    segment_size: u64,
+    create_container: bool,
+}
+
+impl SwiftStoreBuilder {
+    /// How to authenticate (required).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// A storage URL to use instead of the catalog's.
+    pub fn storage_url(mut self, url: &str) -> Self {
+        self.storage_url = Some(url.to_owned());
+        self
+    }
+
+    /// Attempts per request for retryable failures (default 5).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries.max(1);
+        self
+    }
+
+    /// Time per request before it counts as timed out (default 120 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Objects larger than this go up as Static Large Objects (default 1 GiB;
+    /// the cluster's `max_file_size` lowers it).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(1);
+        self
+    }
+
+    /// Create the container when it is missing (default true).
+    pub fn create_container(mut self, create: bool) -> Self {
+        self.create_container = create;
+        self
+    }
+
+    /// The store. Nothing is contacted yet.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad URL or no credentials.
+    pub fn build(self) -> Result<SwiftStore> {
+        let url = &self.url;
+        let rest = url
+            .strip_prefix("swift://")
+            .ok_or_else(|| Error::config("url", format!("{url:?} is not swift://CONTAINER[/PREFIX]")))?;
+        let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if container.is_empty() || container.contains(['?', '#']) {
+            return Err(Error::config("url", format!("{url:?} has no valid container name")));
+        }
+        let creds = self
+            .credentials
+            .ok_or_else(|| Error::config("credentials", "no Swift credentials given"))?;
+        let client = Client::new(creds, self.storage_url, self.retries, self.timeout)?;
+        Ok(SwiftStore {
+            client: Arc::new(client),
+            container: container.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            segment_size: self.segment_size,
+            create_container: self.create_container,
+            ready: OnceCell::new(),
+        })
     }
 }
