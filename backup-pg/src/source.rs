@@ -68,7 +68,7 @@ impl PgSource {
             return Err(Error::source_failed(
                 "pg_dump",
                 format!(
-                    "pg_dump {pg_dump_version} is older than the server {} (PostgreSQL {server_version}) and cannot dump it: a pg_dump of version {server_major} or newer is needed (postgresql-client-{server_major}, in /usr/lib/postgresql/{server_major}/bin; see bin_dir)",
+                    "pg_dump {pg_dump_version} is older than the server {} (PostgreSQL {server_version}) and cannot dump it: install postgresql-client-{server_major} (its pg_dump is in /usr/lib/postgresql/{server_major}/bin) or point bin_dir at a pg_dump of version {server_major} or newer",
                     self.conn
                 ),
             ));
