@@ -185,3 +185,40 @@ fn unknown_key_in_source_or_mirror_is_named_at_load() {
     let out = ws.fails(&["list"], 2);
     assert!(out.contains("sanitise") && out.contains("[mirror]"), "{out}");
 }
+
+#[test]
+fn backup_refuses_without_a_signing_key_and_says_how_to_make_one() {
+    let ws = Ws::new();
+    let src = ws.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    ws.files_profile("app/files", &src, "");
+    let global = std::fs::read_to_string(ws.path("backupapps.toml")).unwrap();
+    let without: String = global
+        .lines()
+        .filter(|l| !l.starts_with("signing_key") && !l.starts_with("signers"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    ws.write("backupapps.toml", &without);
+    let out = ws.fails(&["backup", "app/files"], 2);
+    assert!(out.contains("signing_key") && out.contains("keygen"), "{out}");
+    assert!(!ws.path("store/app/files").exists(), "nothing stored: {out}");
+    let check = ws.fails(&["check"], 2);
+    assert!(check.contains("FAIL") && check.contains("signing key"), "{check}");
+}
+
+#[test]
+fn a_signing_key_cannot_decrypt() {
+    let ws = Ws::new();
+    // The sign-only key has no encryption key: it cannot be a recipient.
+    let global = std::fs::read_to_string(ws.path("backupapps.toml")).unwrap().replace(
+        "recipients = [\"secrets/backup.pub.asc\"]",
+        "recipients = [\"secrets/signing.pub.asc\"]",
+    );
+    ws.write("backupapps.toml", &global);
+    let src = ws.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    ws.files_profile("app/files", &src, "");
+    let out = ws.fails(&["backup", "app/files"], 2);
+    assert!(out.contains("signing.pub.asc") && out.contains("encryption"), "{out}");
+}

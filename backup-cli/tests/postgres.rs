@@ -37,7 +37,7 @@ fn backup_verify_and_restore_into_a_new_database() {
 
 #[test]
 fn restore_to_a_folder_and_with_stock_tools() {
-    if !(require("gpg", "gnupg") && require("zstd", "zstd")) {
+    if !(require("gpg", "gnupg") && require("zstd", "zstd") && require("jq", "jq")) {
         return;
     }
     let Some(p) = PgWs::new(Auth::Trust, "globals = true\n") else {
@@ -53,11 +53,11 @@ fn restore_to_a_folder_and_with_stock_tools() {
         .unwrap()
         .contains("CREATE ROLE"));
 
-    // gpg --decrypt | zstd -d | pg_restore -d NEWDB, as the README says.
+    // gpg --verify, sha256sum -c, then gpg --decrypt | zstd -d | pg_restore -d NEWDB, as the README says.
     let (gpg, pass) = Gpg::with_key(ws, "backup");
     p.prod.psql("postgres", "CREATE DATABASE shop_dr");
     let script = format!(
-        "set -euo pipefail; cd '{}'; for c in data-*.zst.gpg; do gpg --homedir '{}' --batch --quiet --pinentry-mode loopback --passphrase '{pass}' --decrypt \"$c\"; done | zstd -d -q | '{}' --no-password -d shop_dr",
+        "set -euo pipefail; cd '{}'; export GNUPGHOME='{}'; gpg --batch --quiet --verify manifest.json.sig manifest.json; jq -r '.chunks[] | \"\\(.sha256)  \\(.name)\"' manifest.json | sha256sum --quiet -c; for c in data-*.zst.gpg; do gpg --batch --quiet --pinentry-mode loopback --passphrase '{pass}' --decrypt \"$c\"; done | zstd -d -q | '{}' --no-password -d shop_dr",
         backup_folder(ws, "shop/db", &id).display(),
         gpg.home.path().display(),
         p.prod.bindir.join("pg_restore").display()

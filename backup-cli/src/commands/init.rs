@@ -56,8 +56,8 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
     write(&dir.join("apps/templates/files.toml"), templates::FILES)?;
     write(&dir.join("apps/templates/postgres.toml"), templates::POSTGRES)?;
     if demo {
+        // Makes secrets/signing.* too.
         super::keygen::run(dir, "backup", None, false, false)?;
-        super::keygen::run(dir, "signing", None, false, true)?;
         sample_data(&dir.join("sample-data"))?;
         write(
             &dir.join("apps/sample/files.toml"),

@@ -21,11 +21,25 @@ pub struct KeyFiles {
 
 /// Generates the pair; the passphrase is `BACKUPAPPS_PASSPHRASE` (for a
 /// signing key `BACKUPAPPS_SIGNING_PASSPHRASE`) or a random one written to
-/// `secrets/NAME.pass` (mode 0600). Never overwrites a key.
+/// `secrets/NAME.pass` (mode 0600). Never overwrites a key. An encryption key
+/// made while the workspace has no `secrets/signing.sec.asc` yet comes with
+/// that signing key too, as `backupapps.toml` expects it.
 ///
 /// # Errors
 /// When a key file of that name exists, or files cannot be written.
 pub fn run(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool, signing: bool) -> Result<KeyFiles> {
+    let files = generate(home, name, email, no_passphrase, signing)?;
+    if !signing && !home.join("secrets").join(format!("{DEFAULT_SIGNING}.sec.asc")).exists() {
+        println!();
+        generate(home, DEFAULT_SIGNING, email, no_passphrase, true)?;
+    }
+    Ok(files)
+}
+
+/// The signing key `backupapps.toml` names by default (`secrets/signing.sec.asc`).
+const DEFAULT_SIGNING: &str = "signing";
+
+fn generate(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool, signing: bool) -> Result<KeyFiles> {
     let slug: String = name
         .chars()
         .map(|c| {
