@@ -204,6 +204,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message with every cause after it, `a: b: c`, for logs and for
+    /// callers that print one line.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     /// True when repeating the same request may succeed (timeouts, 5xx, resets).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Backend { retryable: true, .. })

@@ -140,7 +140,7 @@ async fn renew(store: DynStore, key: String, mut holder: Holder, ttl: Duration) 
         match serde_json::to_vec(&holder) {
             Ok(body) => {
                 if let Err(e) = store.put(&key, Bytes::from(body)).await {
-                    tracing::warn!(lease = %key, error = %e, "could not renew the lease");
+                    tracing::warn!(lease = %key, error = %e.report(), "could not renew the lease");
                 }
             }
             Err(_) => return,
@@ -169,7 +169,7 @@ impl Lease {
         };
         if ours {
             if let Err(e) = self.store.delete(&self.key).await {
-                tracing::warn!(lease = %self.key, error = %e, "could not remove the lease; it expires by itself");
+                tracing::warn!(lease = %self.key, error = %e.report(), "could not remove the lease; it expires by itself");
             }
         }
     }

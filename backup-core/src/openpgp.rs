@@ -196,10 +196,22 @@ impl PgpDecryptor {
         if !ok {
             return Err(Error::WrongPassphrase { path: path.to_owned() });
         }
+        // Unlock once, here: the S2K of a gpg-made key (tens of MB of SHA-1,
+        // on purpose) would otherwise run again for every chunk decrypted.
+        let mut key = key;
+        let wrong = |_| Error::WrongPassphrase { path: path.to_owned() };
+        if matches!(key.primary_key.secret_params(), SecretParams::Encrypted(_)) {
+            key.primary_key.remove_password(&passphrase).map_err(wrong)?;
+        }
+        for sub in &mut key.secret_subkeys {
+            if matches!(sub.key.secret_params(), SecretParams::Encrypted(_)) {
+                sub.key.remove_password(&passphrase).map_err(wrong)?;
+            }
+        }
         let fingerprint = format!("{:X}", key.fingerprint());
         Ok(PgpDecryptor {
             key,
-            passphrase,
+            passphrase: Password::empty(),
             fingerprint,
         })
     }

@@ -287,12 +287,12 @@ async fn remove_folder(store: &DynStore, folder: &str) {
         Ok(objects) => {
             for object in objects {
                 if let Err(e) = store.delete(&object.key).await {
-                    tracing::warn!(key = %object.key, error = %e, "could not remove a chunk of the failed backup; prune will remove it later");
+                    tracing::warn!(key = %object.key, error = %e.report(), "could not remove a chunk of the failed backup; prune will remove it later");
                 }
             }
         }
         Err(e) => {
-            tracing::warn!(%folder, error = %e, "could not list the failed backup to remove it; prune will remove it later")
+            tracing::warn!(%folder, error = %e.report(), "could not list the failed backup to remove it; prune will remove it later")
         }
     }
 }

@@ -130,6 +130,14 @@ fn extract_into(reader: impl Read, staging: &Path, label: &str) -> Result<Archiv
         count(&mut summary, kind, entry.size());
         match kind {
             EntryType::Directory => {
+                // A directory entry over a symlink an earlier entry made would
+                // chmod and touch whatever the link points to, outside the target.
+                if fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
+                    return Err(Error::Target {
+                        path: relative,
+                        reason: "a directory entry would replace a symlink or file of the archive; refused".into(),
+                    });
+                }
                 fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
                 let mode = entry.header().mode().unwrap_or(0o755);
                 if as_root {

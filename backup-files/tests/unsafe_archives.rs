@@ -92,3 +92,36 @@ fn truncated_archive_is_a_format_error() {
     let err = extract_archive(&tar[..], &dir.path().join("t"), "cut").unwrap_err();
     assert!(matches!(err, Error::Format { .. }), "{err}");
 }
+
+#[test]
+fn directory_entry_over_a_symlink_never_touches_the_link_target() {
+    use std::os::unix::fs::PermissionsExt;
+    let outside = tempfile::tempdir().unwrap();
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let before = fs::metadata(outside.path()).unwrap();
+    let link = outside.path().to_str().unwrap().to_owned();
+    let tar = archive(|a| {
+        entry(a, "d", EntryType::Symlink, Some(&link), b"");
+        let mut h = Header::new_gnu();
+        h.as_old_mut().name[..1].copy_from_slice(b"d");
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(0o777);
+        h.set_mtime(1);
+        h.set_size(0);
+        h.set_cksum();
+        a.extend_from_slice(h.as_bytes());
+    });
+    let (err, _dir) = refused(tar);
+    assert!(err.to_string().contains("symlink"), "{err}");
+    let after = fs::metadata(outside.path()).unwrap();
+    assert_eq!(
+        after.permissions().mode() & 0o777,
+        0o700,
+        "mode of the link target changed"
+    );
+    assert_eq!(
+        after.modified().unwrap(),
+        before.modified().unwrap(),
+        "mtime of the link target changed"
+    );
+}

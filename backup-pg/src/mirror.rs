@@ -263,7 +263,7 @@ async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<Mirro
         "kept_previous": report.refresh.swap.kept_previous,
     });
     if let Err(e) = write_mark(mirror.store, entry.folder(), RESTORED_MARK, &mark).await {
-        tracing::warn!(error = %e, "mirrored, but could not record the mark in the store");
+        tracing::warn!(error = %e.report(), "mirrored, but could not record the mark in the store");
     }
     Ok(report)
 }

@@ -56,7 +56,7 @@ async fn keystone_password_and_application_credential() {
     let mut wrong = password.clone();
     wrong.insert("OS_REGION_NAME".into(), "Mars".into());
     let store = SwiftStore::new("swift://ks-wrong", &config, Path::new("/"), &wrong).unwrap();
-    let err = backup_core::Store::list(&store, "x").await.unwrap_err().to_string();
+    let err = backup_core::Store::list(&store, "x").await.unwrap_err().report();
     assert!(
         err.contains("no object-store endpoint in region Mars") && err.contains("RegionOne/public"),
         "{err}"
@@ -67,7 +67,7 @@ async fn keystone_password_and_application_credential() {
     let mut bad = password.clone();
     bad.insert("OS_PASSWORD".into(), "nope".into());
     let store = SwiftStore::new("swift://ks-bad", &config, Path::new("/"), &bad).unwrap();
-    let err = backup_core::Store::list(&store, "x").await.unwrap_err().to_string();
+    let err = backup_core::Store::list(&store, "x").await.unwrap_err().report();
     assert!(
         err.contains("authentication") && err.contains("check the credentials"),
         "{err}"

@@ -68,7 +68,7 @@ pub async fn run(
     }
     let mark = json!({"time": rfc3339(Utc::now()), "to": restored.into});
     if let Err(e) = write_mark(&store, entry.folder(), backup_core::catalog::RESTORED_MARK, &mark).await {
-        tracing::warn!(error = %e, "restored, but could not record the restore in the store");
+        tracing::warn!(error = %e.report(), "restored, but could not record the restore in the store");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,7 +68,7 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
             Ok(report) => {
                 println!("{target}: backup {id} OK ({})", describe(&report));
                 if let Err(e) = record_verified(&store, entry, &report).await {
-                    tracing::warn!(error = %e, "verified, but could not record the mark in the store");
+                    tracing::warn!(error = %e.report(), "verified, but could not record the mark in the store");
                 }
             }
             Err(e) => codes.push(crate::report::failure(
