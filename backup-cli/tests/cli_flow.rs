@@ -117,6 +117,30 @@ fn restore_by_id_and_by_time() {
     ws.ok(&["restore", "app/files", "--id", newest, "--to", by_id.to_str().unwrap()]);
     assert_eq!(fs::read(by_id.join(rel)).unwrap(), b"version 2");
 
+    // A unique prefix of an id is enough; an ambiguous one names the candidates.
+    let by_prefix = ws.path("by-prefix");
+    ws.ok(&[
+        "restore",
+        "app/files",
+        "--id",
+        "20260101",
+        "--to",
+        by_prefix.to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(by_prefix.join(rel)).unwrap(), b"version 1");
+    let out = ws.fails(
+        &[
+            "restore",
+            "app/files",
+            "--id",
+            "2026",
+            "--to",
+            by_prefix.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(out.contains("matches 2 backups") && out.contains(newest), "{out}");
+
     // Default target: restore/<app>/<profile>/<id> in the workspace.
     ws.ok(&["restore", "app/files"]);
     assert_eq!(
