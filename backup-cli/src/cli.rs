@@ -105,7 +105,7 @@ pub enum Command {
     Verify {
         /// `app` or `app/profile`; none means all.
         targets: Vec<String>,
-        /// Every complete backup, not only the newest.
+        /// Every trusted backup, not only the newest (and name every untrusted one).
         #[arg(long)]
         all: bool,
     },
