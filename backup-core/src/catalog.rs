@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::layout::{is_backup_id, BackupFolder, MARKS_FOLDER, SIGNATURE_NAME};
+use crate::layout::{is_backup_id, BackupFolder, SIGNATURE_NAME};
 use crate::manifest::{rfc3339, Manifest, ProfileRef, MAX_MANIFEST_SIZE};
 use crate::signing::TrustedSigners;
 use crate::store::{DynStore, ObjectMeta, Store, StoreExt};
@@ -32,9 +32,9 @@ const MAX_MARK_SIZE: u64 = 64 * 1024;
 /// Largest signature read.
 const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
 
-/// Manifests read at once while listing: bounds memory to this many
-/// [`MAX_MANIFEST_SIZE`]s.
-const MANIFESTS_IN_FLIGHT: usize = 4;
+/// Manifests read and parsed at once while listing: bounds memory to this
+/// many [`MAX_MANIFEST_SIZE`]s (and what parsing them takes).
+const MANIFESTS_IN_FLIGHT: usize = 2;
 
 /// Whom to trust when reading backups.
 #[derive(Debug, Clone)]
@@ -108,7 +108,8 @@ pub struct UntrustedBackup {
     pub id: String,
     /// Why it is not trusted.
     pub reason: String,
-    /// The manifest, when it could be parsed (for display only).
+    /// The manifest, for display only, when it is genuine (signed by a trusted
+    /// signer); `None` for forged or damaged ones.
     pub manifest: Option<Manifest>,
     /// True when a trusted signer signed exactly these manifest bytes, for this
     /// folder and profile (a genuine backup refused for another reason, e.g.
@@ -350,21 +351,30 @@ async fn judge(
     trust: &Trust,
     now: DateTime<Utc>,
 ) -> Judged {
+    // An untrusted manifest is kept (for display) only when a trusted signer
+    // made it: a forged one could be parsed into far more memory than its
+    // bytes, once per folder a store writer creates.
     let untrusted = |reason: String, manifest: Option<Manifest>, genuine: bool| Judged::Untrusted {
         reason,
-        manifest: manifest.map(Box::new),
+        manifest: manifest.filter(|_| genuine).map(Box::new),
         genuine,
     };
     let bytes = match store.get_bytes(&folder.manifest_key(), MAX_MANIFEST_SIZE).await {
         Ok(bytes) => bytes,
         Err(Error::Format { reason, .. }) => return untrusted(format!("damaged: {reason}"), None, false),
         Err(Error::NotFound { .. }) => return untrusted("damaged: its manifest vanished".into(), None, false),
+        // One unreadable object must not hide every other backup of the profile;
+        // a store that fails as a whole (retryable) fails the listing.
+        Err(e) if !e.is_retryable() => return untrusted(format!("unreadable: {}", e.report()), None, false),
         Err(e) => return Judged::Failed(e),
     };
     let signature = match store.get_bytes(&folder.signature_key(), MAX_SIGNATURE_SIZE).await {
         Ok(sig) => Some(sig),
         Err(Error::NotFound { .. }) => None,
         Err(Error::Format { reason, .. }) => return untrusted(format!("{SIGNATURE_NAME}: {reason}"), None, false),
+        Err(e) if !e.is_retryable() => {
+            return untrusted(format!("{SIGNATURE_NAME} unreadable: {}", e.report()), None, false)
+        }
         Err(e) => return Judged::Failed(e),
     };
     let manifest = match Manifest::from_json(&folder.manifest_key(), &bytes) {
@@ -397,15 +407,16 @@ async fn judge(
 }
 
 async fn read_marks(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectMeta]) -> BTreeMap<String, Value> {
-    let prefix = format!("{}/{MARKS_FOLDER}/", folder.key());
     let mut marks = BTreeMap::new();
-    for object in objects.iter().filter(|o| o.key.starts_with(&prefix)) {
-        let name = object.key[prefix.len()..].trim_end_matches(".json");
-        if crate::layout::check_stream_name(name).is_err() {
+    // Only the marks this crate writes are read: a store writer could add
+    // any number of others.
+    for name in [VERIFIED_MARK, RESTORED_MARK] {
+        let key = folder.mark_key(name);
+        if !objects.iter().any(|o| o.key == key) {
             continue;
         }
         // A damaged or oversized mark must not hide the backup: it is only a note.
-        if let Ok(bytes) = store.get_bytes(&object.key, MAX_MARK_SIZE).await {
+        if let Ok(bytes) = store.get_bytes(&key, MAX_MARK_SIZE).await {
             if let Ok(value) = serde_json::from_slice(&bytes) {
                 marks.insert(name.to_owned(), value);
             }

@@ -9,6 +9,8 @@ pub(crate) enum FsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{key} under {root} goes through a symbolic link; refused, as it may lead outside the store")]
+    Symlink { key: String, root: PathBuf },
     #[error("{operation} {key} under {root}")]
     Object {
         operation: &'static str,

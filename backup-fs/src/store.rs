@@ -48,6 +48,35 @@ impl FsStore {
         &self.root
     }
 
+    /// Refuses a key whose folders below the root — and with `whole`, the
+    /// object itself — include a symbolic link: whoever can write into the
+    /// store could otherwise point a backup folder at any directory and have
+    /// a prune delete, or a mark overwrite, files outside the store.
+    fn no_links(&self, key: &str, whole: bool) -> Result<()> {
+        if self.through_link(key, whole) {
+            return Err(FsError::Symlink {
+                key: key.to_owned(),
+                root: self.root.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn through_link(&self, key: &str, whole: bool) -> bool {
+        let parts: Vec<&str> = key.split('/').collect();
+        let upto = if whole {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        let mut path = self.root.clone();
+        parts[..upto].iter().any(|part| {
+            path.push(part);
+            std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+        })
+    }
+
     fn error(&self, operation: &'static str, key: &str, source: object_store::Error) -> Error {
         if let object_store::Error::NotFound { .. } = source {
             return Error::NotFound { key: key.to_owned() };
@@ -66,6 +95,7 @@ impl FsStore {
 impl Store for FsStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
+        self.no_links(key, false)?;
         self.inner
             .put(&ObjectPath::from(key), PutPayload::from_bytes(data))
             .await
@@ -75,6 +105,7 @@ impl Store for FsStore {
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool> {
         validate_key(key)?;
+        self.no_links(key, false)?;
         let options = object_store::PutOptions {
             mode: object_store::PutMode::Create,
             ..Default::default()
@@ -92,6 +123,7 @@ impl Store for FsStore {
 
     async fn get(&self, key: &str) -> Result<ByteStream> {
         validate_key(key)?;
+        self.no_links(key, true)?;
         let result = self
             .inner
             .get(&ObjectPath::from(key))
@@ -107,6 +139,7 @@ impl Store for FsStore {
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         validate_key(key)?;
+        self.no_links(key, true)?;
         let meta = self
             .inner
             .head(&ObjectPath::from(key))
@@ -133,12 +166,21 @@ impl Store for FsStore {
             .try_collect()
             .await
             .map_err(|e| self.error("list", prefix, e))?;
+        // The walk follows links; what lies behind one is not the store's.
+        objects.retain(|o| {
+            let inside = !self.through_link(&o.key, true);
+            if !inside {
+                tracing::warn!(key = %o.key, "skipping an object behind a symbolic link in the store");
+            }
+            inside
+        });
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
+        self.no_links(key, false)?;
         match self.inner.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("delete", key, e)),

@@ -59,3 +59,51 @@ fn unusable_root_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn links_in_the_store_never_lead_outside_it() {
+    use backup_core::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("precious.txt"), b"not the store's").unwrap();
+    let store = FsStore::new(dir.path().join("store")).unwrap();
+    store
+        .put(
+            "app/db/20260101T000000Z-0001/data-000001.zst.gpg",
+            bytes::Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+    // A store writer points a backup folder, and a marks folder, at another directory.
+    std::fs::create_dir_all(dir.path().join("store/app/db")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("store/app/db/20200101T000000Z-0000")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path(),
+        dir.path().join("store/app/db/20260101T000000Z-0001/marks"),
+    )
+    .unwrap();
+
+    let keys: Vec<String> = store.list("app/db").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(
+        keys,
+        ["app/db/20260101T000000Z-0001/data-000001.zst.gpg"],
+        "nothing behind the links is listed"
+    );
+    assert!(store.delete("app/db/20200101T000000Z-0000/precious.txt").await.is_err());
+    assert!(store.get("app/db/20200101T000000Z-0000/precious.txt").await.is_err());
+    let mark = "app/db/20260101T000000Z-0001/marks/verified.json";
+    assert!(store.put(mark, bytes::Bytes::from_static(b"{}")).await.is_err());
+    assert_eq!(
+        std::fs::read(outside.path().join("precious.txt")).unwrap(),
+        b"not the store's"
+    );
+    assert!(
+        !outside.path().join("verified.json").exists(),
+        "a mark was written outside the store"
+    );
+    store
+        .sweep("app/db", chrono::Utc::now() + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(outside.path().join("precious.txt").exists(), "sweep followed the link");
+}
