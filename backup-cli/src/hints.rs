@@ -13,13 +13,7 @@ impl std::fmt::Display for Hinted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The cause chain is printed inline: this error has no `source()`, so
         // `{:#}` does not repeat it.
-        write!(f, "{}", self.error)?;
-        let mut cause = std::error::Error::source(&self.error);
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        write!(f, "; {}", self.hint)
+        write!(f, "{}; {}", self.error.report(), self.hint)
     }
 }
 

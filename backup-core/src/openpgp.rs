@@ -305,8 +305,18 @@ pub fn generate_key(user_id: &str, passphrase: Option<&str>) -> Result<Generated
         .build()
         .map_err(|e| crypto(e.to_string()))?;
     let secret = params.generate(thread_rng()).map_err(|e| crypto(e.to_string()))?;
+    armored_pair(&secret)
+}
+
+/// A generated secret key and its public half, armored as gpg imports them.
+pub(crate) fn armored_pair(secret: &SignedSecretKey) -> Result<GeneratedKey> {
+    let armor = |r: pgp::errors::Result<String>| {
+        r.map_err(|e| Error::Crypto {
+            operation: "keygen",
+            reason: e.to_string(),
+        })
+    };
     let public = SignedPublicKey::from(secret.clone());
-    let armor = |r: pgp::errors::Result<String>| r.map_err(|e| crypto(e.to_string()));
     Ok(GeneratedKey {
         fingerprint: format!("{:X}", secret.fingerprint()),
         public_armored: armor(public.to_armored_string(Default::default()))?,

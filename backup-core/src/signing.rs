@@ -116,13 +116,7 @@ pub fn generate_signing_key(user_id: &str, passphrase: Option<&str>) -> Result<G
         .build()
         .map_err(|e| crypto(e.to_string()))?;
     let secret: SignedSecretKey = params.generate(thread_rng()).map_err(|e| crypto(e.to_string()))?;
-    let public = SignedPublicKey::from(secret.clone());
-    let armor = |r: pgp::errors::Result<String>| r.map_err(|e| crypto(e.to_string()));
-    Ok(GeneratedKey {
-        fingerprint: format!("{:X}", secret.fingerprint()),
-        public_armored: armor(public.to_armored_string(Default::default()))?,
-        secret_armored: armor(secret.to_armored_string(Default::default()))?,
-    })
+    crate::openpgp::armored_pair(&secret)
 }
 
 #[cfg(test)]

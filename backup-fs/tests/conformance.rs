@@ -48,12 +48,7 @@ fn unusable_root_is_a_clear_error() {
     std::fs::write(&file, b"x").unwrap();
     let err = FsStore::new(file.join("store")).unwrap_err();
     // The message names the folder; the cause chain keeps the OS's reason.
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(&err);
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
+    let text = err.report();
     assert!(
         text.contains("a-file/store") && text.contains("Not a directory"),
         "{text}"

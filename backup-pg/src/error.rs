@@ -59,14 +59,3 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
         }
     }
 }
-
-/// An error with its causes, `a: b: c`, for messages that must carry them.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}

@@ -98,7 +98,7 @@ fn step(name: &str, e: Error) -> Error {
             source_name: format!("{name}: {source_name}"),
             reason,
         },
-        other => Error::source_failed(name, crate::error::chain(&other)),
+        other => Error::source_failed(name, other.report()),
     }
 }
 
