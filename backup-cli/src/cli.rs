@@ -100,6 +100,12 @@ pub enum Command {
         /// With --to-db: replace an existing database, only once the restore succeeded.
         #[arg(long, requires = "to_db")]
         replace: bool,
+        /// Files: keep the archive's owners and setuid/setgid bits (root only;
+        /// by default both are dropped).
+        #[arg(long, conflicts_with = "to_db")]
+        preserve_owners: bool,
+        #[command(flatten)]
+        db: DbRestoreArgs,
     },
     /// Download, decrypt and check backups (checksums only without a secret key).
     Verify {
@@ -145,6 +151,29 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Where and as whom `restore --to-db` connects, and who owns the result:
+/// over the profile's `[restore]`, which defaults to its `[source]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DbRestoreArgs {
+    /// With --to-db: server host (default: [restore] host, else [source] host).
+    #[arg(long, value_name = "HOST", requires = "to_db")]
+    pub host: Option<String>,
+    /// With --to-db: server port.
+    #[arg(long, value_name = "PORT", requires = "to_db")]
+    pub port: Option<u16>,
+    /// With --to-db: role that restores (needs CREATEDB; its password from
+    /// PGPASSWORD or ~/.pgpass, or [restore] password_file).
+    #[arg(long, value_name = "ROLE", requires = "to_db")]
+    pub user: Option<String>,
+    /// With --to-db: ROLE owns the new database and every restored object
+    /// (the restoring role must be a member of ROLE).
+    #[arg(long, value_name = "ROLE", requires = "to_db", conflicts_with = "no_owner")]
+    pub owner: Option<String>,
+    /// With --to-db: skip the dump's owners; objects belong to the restoring role.
+    #[arg(long, requires = "to_db")]
+    pub no_owner: bool,
 }
 
 /// Which server of a postgres profile.

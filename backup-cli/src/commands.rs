@@ -67,8 +67,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     to,
                     to_db,
                     replace,
+                    preserve_owners,
+                    db,
                 } => {
-                    let dest = crate::kinds::Destination { to, to_db, replace };
+                    let dest = crate::kinds::Destination {
+                        to,
+                        to_db,
+                        replace,
+                        preserve_owners,
+                        db,
+                    };
                     restore::run(&ws, &target, id.as_deref(), at.as_deref(), dest).await
                 }
                 Command::Verify { targets, all } => verify::run(&ws, &targets, all).await,

@@ -23,6 +23,10 @@ pub struct Destination {
     pub to_db: Option<String>,
     /// Replace `to_db` if it exists, safely.
     pub replace: bool,
+    /// Files: keep the archive's owners and setuid/setgid bits (root only).
+    pub preserve_owners: bool,
+    /// Connection and owner of `to_db`, over `[restore]`.
+    pub db: crate::cli::DbRestoreArgs,
 }
 
 /// What a restore did, for the report and the `restored` mark.
@@ -97,14 +101,18 @@ pub async fn restore(
 ) -> Result<Restored> {
     let target = profile.target();
     let dir = dest.to.clone().unwrap_or_else(|| default_dir.to_owned());
+    if dest.preserve_owners && !matches!(profile.kind(), Kind::Files) {
+        bail!("--preserve-owners is for files profiles; {target} is a postgres profile");
+    }
     match (profile.kind(), &dest.to_db) {
         (Kind::Files, Some(_)) => {
             bail!("--to-db is for postgres profiles; {target} is a files profile: use --to DIR")
         }
         (Kind::Files, None) => {
+            let options = backup_files::ExtractOptions::new().with_preserve_owners(dest.preserve_owners);
             let progress = crate::progress::Progress::start(&format!("{target}: restoring"));
-            let summary =
-                backup_files::restore_folder(store, decryptor, entry, &dir, Some(progress.counter.clone())).await;
+            let counter = Some(progress.counter.clone());
+            let summary = backup_files::restore_folder_with(store, decryptor, entry, &dir, counter, &options).await;
             progress.finish();
             let s = summary?;
             Ok(Restored {
@@ -119,17 +127,14 @@ pub async fn restore(
             })
         }
         (Kind::Postgres, Some(db)) => {
-            let (conn, _) = wiring::pg_conn(ws, profile)?;
-            let options = DatabaseRestore::new().with_replace(dest.replace);
+            let (conn, pg_options) = wiring::restore_conn(ws, profile, &dest.db)?;
+            let options = DatabaseRestore::new()
+                .with_replace(dest.replace)
+                .with_pg_restore(pg_options);
             let work_dir = profile.data_dir(ws);
             backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options)
                 .await
-                .map_err(|e| match e {
-                    e @ backup_core::Error::Target { .. } => {
-                        crate::hints::hint(e, "choose another name with --to-db, or pass --replace")
-                    }
-                    other => other.into(),
-                })?;
+                .map_err(wiring::db_restore_hint)?;
             let mut lines = Vec::new();
             if entry.manifest.has_stream(backup_pg::GLOBALS_STREAM) {
                 lines.push(format!(

@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{Context, Result};
 
@@ -25,13 +26,15 @@ pub struct ProfileLock {
 /// lock file cannot be created.
 pub fn acquire(ws: &Workspace, what: &str) -> Result<ProfileLock> {
     let dir = ws.home.join("data").join("locks");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // `data/` holds plaintext too: when the lock is first to make it, 0700.
+    crate::private::create_dirs(&dir)?;
     let path = dir.join(format!("{what}.lock"));
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open lock file {}", path.display()))?;
     match file.try_lock() {

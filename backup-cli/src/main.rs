@@ -10,10 +10,12 @@ mod kinds;
 mod lock;
 mod monitoring;
 mod output;
+mod private;
 mod progress;
 mod report;
 mod settings;
 mod templates;
+mod validate;
 mod wiring;
 mod workspace;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use backup_core::KeepPolicy;
 use backup_files::OnUnreadable;
-use backup_pg::{MirrorConfig, PgConfig};
+use backup_pg::{MirrorConfig, PgConfig, RestoreConfig};
 use serde::{Deserialize, Serialize};
 
 /// The kinds of profile this build knows. Each picks its source, restorer and
@@ -40,6 +40,7 @@ pub struct ProfileSettings {
     /// Store folder of this profile's backups, unique in the workspace.
     pub dest_prefix: Option<String>,
     /// Cron expression for `schedule run` / `schedule crontab`.
+    #[serde(default, deserialize_with = "crate::validate::schedule")]
     pub schedule: Option<String>,
     /// Folders to back up (files profiles).
     #[serde(default)]
@@ -57,6 +58,8 @@ pub struct ProfileSettings {
     pub source: Option<PgConfig>,
     /// Test-database refresh (postgres profiles).
     pub mirror: Option<MirrorSection>,
+    /// How `restore --to-db` connects and who owns the result (postgres profiles).
+    pub restore: Option<RestoreConfig>,
     pub store: StoreSettings,
     pub encryption: EncryptionSettings,
     pub retention: KeepPolicy,
@@ -115,7 +118,10 @@ impl<'de> Deserialize<'de> for MirrorSection {
         let raw = toml::Table::deserialize(d)?;
         let mut rest = raw.clone();
         let schedule = match rest.remove("schedule") {
-            Some(toml::Value::String(s)) => Some(s),
+            Some(toml::Value::String(s)) => {
+                crate::validate::parse_cron(&s).map_err(|e| serde::de::Error::custom(format!("schedule: {e}")))?;
+                Some(s)
+            }
             Some(other) => {
                 return Err(serde::de::Error::custom(format!(
                     "schedule: expected a cron expression string, found {other}"
@@ -189,11 +195,15 @@ pub struct EncryptionSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuningSettings {
-    /// Plaintext bytes per chunk: `"16MiB"`, `"512KiB"`, or a number of bytes.
+    /// Plaintext bytes per chunk: `"16MiB"`, `"512KiB"`, or a number of
+    /// bytes; 64 KiB to 1 GiB.
+    #[serde(deserialize_with = "crate::validate::chunk_size")]
     pub chunk_size: ByteSize,
     /// zstd level, 1–19.
+    #[serde(deserialize_with = "crate::validate::zstd_level")]
     pub zstd_level: i32,
-    /// Chunks in flight at once; 0 means one per core.
+    /// Chunks in flight at once, up to 64; 0 means one per core.
+    #[serde(deserialize_with = "crate::validate::parallelism")]
     pub parallelism: usize,
     /// Seconds a lease in the store holds without renewal: how long a run that
     /// died blocks others sharing the store.
@@ -212,6 +222,7 @@ impl Default for ProfileSettings {
             local_copy: LocalCopy::None,
             source: None,
             mirror: None,
+            restore: None,
             store: StoreSettings {
                 url: None,
                 openrc: None,
@@ -270,7 +281,8 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("{text:?}: unknown unit; use KiB, MiB or GiB")),
     };
-    Ok(n * factor)
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large; use e.g. \"16MiB\""))
 }
 
 #[cfg(test)]
@@ -284,6 +296,8 @@ mod tests {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3 parsecs").is_err());
+        // Overflows are an error, not a wrap or a panic.
+        assert!(parse_size("99999999999999G").is_err());
     }
 
     #[test]
@@ -292,5 +306,8 @@ mod tests {
         assert_eq!(m.schedule.as_deref(), Some("15 2 * * *"));
         assert_eq!(m.config.database.as_deref(), Some("t"));
         assert!(toml::from_str::<MirrorSection>("databse = \"t\"").is_err());
+        let e = toml::from_str::<MirrorSection>("schedule = \"61 2 * * *\"").unwrap_err();
+        assert!(e.to_string().contains("schedule"), "{e}");
+        assert!(toml::from_str::<MirrorSection>("schedule = \"@daily\"").is_ok());
     }
 }

@@ -76,6 +76,7 @@ pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn D
         )
         .into());
     };
+    crate::private::require_private(&ws.path(&secret), "[encryption] secret_key")?;
     let passphrase = passphrase(
         ws,
         "BACKUPAPPS_PASSPHRASE",
@@ -106,6 +107,7 @@ pub fn signer(ws: &Workspace, settings: &ProfileSettings) -> Result<ManifestSign
              signing_key = \"secrets/backup-signing.sec.asc\" in backupapps.toml",
         ));
     };
+    crate::private::require_private(&ws.path(key), "[encryption] signing_key")?;
     let passphrase = passphrase(
         ws,
         "BACKUPAPPS_SIGNING_PASSPHRASE",
@@ -150,6 +152,7 @@ fn passphrase(ws: &Workspace, env: &str, file: Option<&Path>, key: &str) -> Resu
     match file {
         Some(file) => {
             let path = ws.path(file);
+            crate::private::require_private(&path, &format!("[encryption] {key}"))?;
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 backup_core::Error::config(
                     format!("[encryption] {key}"),
@@ -187,6 +190,60 @@ pub fn pg_conn(ws: &Workspace, profile: &Profile) -> Result<(backup_pg::PgConn, 
     let conn = backup_pg::PgConn::from_env(&config, &ws.home)
         .with_context(|| format!("{} [source]", profile.file.display()))?;
     Ok((conn, config))
+}
+
+/// Where `restore --to-db` connects and how pg_restore runs: the command
+/// line's `--host --port --user --owner --no-owner` over `[restore]` over
+/// `[source]`, so that a restore can run as its own role.
+///
+/// # Errors
+/// A missing database or password file, naming the profile file.
+pub fn restore_conn(
+    ws: &Workspace,
+    profile: &Profile,
+    args: &crate::cli::DbRestoreArgs,
+) -> Result<(backup_pg::PgConn, backup_pg::RestoreOptions)> {
+    let source = profile.settings.source.clone().unwrap_or_default();
+    let mut config = profile.settings.restore.clone().unwrap_or_default();
+    if let Some(host) = &args.host {
+        config = config.with_host(host);
+    }
+    if let Some(port) = args.port {
+        config = config.with_port(port);
+    }
+    if let Some(user) = &args.user {
+        config = config.with_user(user);
+    }
+    if let Some(owner) = &args.owner {
+        config = config.with_owner(owner);
+    }
+    if args.no_owner {
+        config = config.with_no_owner();
+    }
+    let conn = backup_pg::PgConn::from_env(&config.connection(&source), &ws.home)
+        .with_context(|| format!("{} [restore]", profile.file.display()))?;
+    Ok((conn, config.options()))
+}
+
+/// What to do when `restore --to-db` fails for a reason the user can fix.
+pub fn db_restore_hint(e: backup_core::Error) -> anyhow::Error {
+    let hint = match &e {
+        backup_core::Error::Target { .. } => "choose another name with --to-db, or pass --replace",
+        backup_core::Error::Config { field, .. } if field.starts_with("role ") => {
+            "or restore as a role that has it: --user ROLE, or [restore] user in the profile"
+        }
+        // pg_restore recreating the dump's owners, which needs membership of
+        // each of them (what a superuser has).
+        backup_core::Error::Source { reason, .. }
+            if reason.contains("must be member of role") || reason.contains("permission denied for schema") =>
+        {
+            "to restore without superuser rights pass --owner ROLE (ROLE owns everything; the restoring \
+             role must be a member of it) or --no-owner (the restoring role owns everything), or set \
+             [restore] owner / no_owner in the profile"
+        }
+        _ => return e.into(),
+    };
+    crate::hints::hint(e, hint)
 }
 
 /// The profile's `[mirror]`, if any, with its resolved test connection.

@@ -62,7 +62,57 @@ impl Profile {
     }
 }
 
-fn layered(global: &Path, profile: Option<&Path>) -> Figment {
+/// Sections only postgres profiles read. A files profile refuses them in its
+/// own file (a mistake there), but ignores them from `backupapps.toml` and
+/// the environment: there they are defaults shared by the postgres profiles,
+/// and `BACKUPAPPS_SOURCE__USER` must not break loading the files profiles.
+const POSTGRES_SECTIONS: [&str; 3] = ["source", "mirror", "restore"];
+
+/// Whether an environment key (`SOURCE__USER`, prefix stripped) sets a postgres-only section.
+fn is_postgres_env(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    POSTGRES_SECTIONS
+        .iter()
+        .any(|s| key.strip_prefix(s).is_some_and(|rest| rest.starts_with("__")))
+}
+
+/// The kind as the files say: the environment cannot set it (it has no section).
+fn file_kind(global: &Path, profile: &Path) -> Option<Kind> {
+    #[derive(serde::Deserialize)]
+    struct KindOnly {
+        kind: Option<Kind>,
+    }
+    let mut figment = Figment::new();
+    if global.exists() {
+        figment = figment.merge(Toml::file_exact(global));
+    }
+    figment
+        .merge(Toml::file_exact(profile))
+        .extract::<KindOnly>()
+        .ok()?
+        .kind
+}
+
+/// Refuses postgres sections written in a files profile's own file, and drops
+/// those that came from `backupapps.toml`.
+fn drop_postgres_sections(profile: &mut Profile) -> Result<()> {
+    let own: toml::Table = std::fs::read_to_string(&profile.file)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_default();
+    if let Some(section) = POSTGRES_SECTIONS.iter().find(|s| own.contains_key(**s)) {
+        bail!(
+            "{}: [{section}] is for postgres profiles; a files profile lists `paths`",
+            profile.file.display()
+        );
+    }
+    let s = &mut profile.settings;
+    (s.source, s.mirror, s.restore) = (None, None, None);
+    Ok(())
+}
+
+/// `postgres`: whether the postgres-only sections are read from the environment.
+fn layered(global: &Path, profile: Option<&Path>, postgres: bool) -> Figment {
     let mut figment = Figment::from(Serialized::defaults(ProfileSettings::default()));
     if global.exists() {
         figment = figment.merge(Toml::file_exact(global));
@@ -74,7 +124,7 @@ fn layered(global: &Path, profile: Option<&Path>) -> Figment {
     // BACKUPAPPS_HOME, BACKUPAPPS_PASSPHRASE and the like are read elsewhere.
     figment.merge(
         Env::prefixed("BACKUPAPPS_")
-            .filter(|key| key.as_str().contains("__"))
+            .filter(move |key| key.as_str().contains("__") && (postgres || !is_postgres_env(key.as_str())))
             .split("__"),
     )
 }
@@ -96,22 +146,26 @@ impl Workspace {
         }
         let global_file = home.join(GLOBAL_FILE);
         // Checked on its own too, so that its mistakes are named even without profiles.
-        layered(&global_file, None)
+        layered(&global_file, None, false)
             .extract::<ProfileSettings>()
             .map_err(|e| config_error(e, &global_file))?;
         let mut profiles = BTreeMap::new();
         let apps = home.join("apps");
         for (app, file) in profile_files(&apps)? {
             let name = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            let settings: ProfileSettings = layered(&global_file, Some(&file))
+            let postgres = file_kind(&global_file, &file) != Some(Kind::Files);
+            let settings: ProfileSettings = layered(&global_file, Some(&file), postgres)
                 .extract()
                 .map_err(|e| config_error(e, &file))?;
-            let profile = Profile {
+            let mut profile = Profile {
                 app: app.clone(),
                 name,
                 file,
                 settings,
             };
+            if !postgres {
+                drop_postgres_sections(&mut profile)?;
+            }
             check_profile(&profile)?;
             profiles.insert(profile.target(), profile);
         }
@@ -203,9 +257,6 @@ fn check_profile(profile: &Profile) -> Result<()> {
             if s.paths.is_empty() {
                 bail!("{file}: kind = \"files\" needs `paths = [\"/folder\", ...]`");
             }
-            if s.source.is_some() || s.mirror.is_some() {
-                bail!("{file}: [source] and [mirror] are for postgres profiles; a files profile lists `paths`");
-            }
         }
         Some(Kind::Postgres) => {}
         None => bail!("{file}: missing `kind = \"files\"` or `kind = \"postgres\"`"),
@@ -229,28 +280,34 @@ fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
     let hint = "fix it, or compare with apps/templates/";
     let mut lines = Vec::new();
     for error in e {
-        // Name the file the value came from (figment knows), else the file
-        // being loaded; then `[section] key`, as users write it.
-        let source = error
-            .metadata
-            .as_ref()
-            .and_then(|m| m.source.as_ref())
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| file.display().to_string());
+        // Name the file the value came from (figment knows), or the
+        // environment variable, else the file being loaded; then
+        // `[section] key`, as users write it.
         let mut path: Vec<&str> = error
             .path
             .iter()
             .map(String::as_str)
             .filter(|p| *p != "default")
             .collect();
+        let source = match error.metadata.as_ref() {
+            Some(m) if m.source.is_some() => m.source.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+            Some(m) if m.name.contains("environment") => {
+                let var = format!("BACKUPAPPS_{}", path.join("__").to_ascii_uppercase());
+                // A section refused whole names only the section.
+                let more = if path.len() < 2 { "__…" } else { "" };
+                format!("environment variable {var}{more}")
+            }
+            _ => file.display().to_string(),
+        };
         let key = path.pop().unwrap_or_default();
-        const SECTIONS: [&str; 7] = [
+        const SECTIONS: [&str; 8] = [
             "store",
             "encryption",
             "retention",
             "backup",
             "source",
             "mirror",
+            "restore",
             "monitoring",
         ];
         let place = match path.as_slice() {

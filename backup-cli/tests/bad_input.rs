@@ -222,3 +222,153 @@ fn a_signing_key_cannot_decrypt() {
     let out = ws.fails(&["backup", "app/files"], 2);
     assert!(out.contains("signing.pub.asc") && out.contains("encryption"), "{out}");
 }
+
+/// A files profile `app/files` over an existing folder, with `body` appended.
+fn profile_with(ws: &Ws, body: &str) {
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    ws.write(
+        "apps/app/files.toml",
+        &format!(
+            "kind = \"files\"\ndest_prefix = \"app/files\"\npaths = [\"{}\"]\n{body}",
+            src.display()
+        ),
+    );
+}
+
+#[test]
+fn values_that_would_break_a_run_are_refused_at_load_naming_file_and_key() {
+    // (profile text, where the error points, a word of the fix)
+    let cases = [
+        ("[backup]\nchunk_size = 0\n", "[backup] chunk_size", "64KiB"),
+        ("[backup]\nchunk_size = 65535\n", "[backup] chunk_size", "64KiB"),
+        (
+            "[backup]\nchunk_size = \"99999999999999G\"\n",
+            "[backup] chunk_size",
+            "16MiB",
+        ),
+        ("[backup]\nchunk_size = \"2GiB\"\n", "[backup] chunk_size", "1GiB"),
+        (
+            "[backup]\nzstd_level = 99\n",
+            "[backup] zstd_level",
+            "1 (fastest) to 19",
+        ),
+        (
+            "[backup]\nzstd_level = 25\n",
+            "[backup] zstd_level",
+            "1 (fastest) to 19",
+        ),
+        ("[backup]\nzstd_level = 0\n", "[backup] zstd_level", "1 (fastest) to 19"),
+        (
+            "[backup]\nparallelism = 1000\n",
+            "[backup] parallelism",
+            "0 for one per core",
+        ),
+        ("schedule = \"61 2 * * *\"\n", "schedule", "@daily"),
+        ("schedule = \"@reboot\"\n", "schedule", "@daily"),
+        ("schedule = \"1 2 * *\"\n", "schedule", "minute hour day month weekday"),
+        (
+            "[retention]\nwithin = \"99999999999999999d\"\n",
+            "[retention]",
+            "within",
+        ),
+        ("[retention]\nwithin = \"3 fortnights\"\n", "[retention]", "within"),
+        ("[retention]\ntimezone = \"Mars/Olympus_Mons\"\n", "[retention]", "IANA"),
+    ];
+    let ws = Ws::new();
+    for (body, place, fix) in cases {
+        profile_with(&ws, body);
+        for command in ["check", "backup"] {
+            let out = ws.fails(&[command], 2);
+            assert!(
+                out.contains(&format!("apps/app/files.toml {place}")) && out.contains(fix),
+                "{command} with {body:?}:\n{out}"
+            );
+            assert_no_panic(&out);
+        }
+        assert!(!ws.path("store/app/files").exists(), "{body:?}: nothing stored");
+    }
+}
+
+#[test]
+fn out_of_range_values_from_the_global_file_or_the_environment_are_named_there() {
+    let ws = Ws::new();
+    profile_with(&ws, "");
+    let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
+    assert!(global.contains("zstd_level = 3"), "the template sets zstd_level");
+    ws.write("backupapps.toml", &global.replace("zstd_level = 3", "zstd_level = 25"));
+    let out = ws.fails(&["list"], 2);
+    assert!(out.contains("backupapps.toml [backup] zstd_level"), "{out}");
+    ws.write("backupapps.toml", &global);
+    let out = ws
+        .cmd(&["backup"])
+        .env("BACKUPAPPS_BACKUP__CHUNK_SIZE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = support::text(&out);
+    assert!(
+        text.contains("BACKUPAPPS_BACKUP__CHUNK_SIZE") && text.contains("64KiB"),
+        "{text}"
+    );
+}
+
+#[test]
+fn mirror_schedule_is_checked_at_load_and_cron_nicknames_are_accepted() {
+    let ws = Ws::new();
+    ws.write(
+        "apps/shop/db.toml",
+        "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\n[mirror]\ndatabase = \"shop_test\"\nschedule = \"61 2 * * *\"\n",
+    );
+    let out = ws.fails(&["check"], 2);
+    assert!(
+        out.contains("apps/shop/db.toml [mirror]") && out.contains("schedule") && out.contains("61 2"),
+        "{out}"
+    );
+    ws.write(
+        "apps/shop/db.toml",
+        "kind = \"postgres\"\ndest_prefix = \"shop/db\"\nschedule = \"@daily\"\n[source]\ndatabase = \"shop\"\n[mirror]\ndatabase = \"shop_test\"\nschedule = \"@hourly\"\n",
+    );
+    profile_with(&ws, "schedule = \"@weekly\"\n");
+    let crontab = ws.ok(&["schedule", "crontab"]);
+    for line in ["@daily ", "@hourly ", "@weekly "] {
+        assert!(
+            crontab.lines().any(|l| l.starts_with(line)),
+            "crontab prints {line:?} as is:\n{crontab}"
+        );
+    }
+    ws.ok(&["backup", "app/files"]);
+}
+
+#[test]
+fn secret_files_readable_by_others_are_refused_with_the_fix() {
+    let (ws, _) = workspace_with_backup();
+    let out_dir = ws.path("out");
+    let to = out_dir.to_str().unwrap();
+    // (file, commands that read it)
+    let cases: [(&str, &[&[&str]]); 4] = [
+        (
+            "secrets/backup.sec.asc",
+            &[&["restore", "app/files", "--to", to], &["verify", "app/files"]],
+        ),
+        ("secrets/backup.pass", &[&["restore", "app/files", "--to", to]]),
+        ("secrets/signing.sec.asc", &[&["backup", "app/files"]]),
+        ("secrets/signing.pass", &[&["backup", "app/files"]]),
+    ];
+    for (file, commands) in cases {
+        let path = ws.path(file);
+        for mode in [0o640, 0o604] {
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+            for args in commands {
+                let out = ws.fails(args, 2);
+                let fix = format!("chmod 600 {}", path.display());
+                assert!(out.contains(&fix), "{args:?} with {file} at {mode:o}:\n{out}");
+            }
+        }
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    assert!(!out_dir.exists(), "a refused restore writes nothing");
+    assert_eq!(ws.list("app/files").len(), 1, "a refused backup stores nothing");
+    ws.ok(&["restore", "app/files", "--to", to]);
+}

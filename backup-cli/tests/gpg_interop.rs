@@ -113,6 +113,12 @@ fn gpg_generated_rsa_key_round_trips_both_ways() {
             ws.home().display()
         ),
     );
+    // `gpg --export-secret-keys > file` leaves the file as the umask says;
+    // backupapps refuses secrets others may read: as the README says, chmod 600.
+    for secret in ["ops.sec.asc", "ops.pass", "gpg-signing.sec.asc"] {
+        let path = ws.path(&format!("secrets/{secret}"));
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
     round_trip(&ws, &gpg, passphrase);
 }
 

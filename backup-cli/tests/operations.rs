@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use support::{text, Ws};
 
-/// A workspace whose profile `app/files` backs up `source` with tiny chunks,
+/// A workspace whose profile `app/files` backs up `source` with small chunks,
+/// one at a time at zstd level 19,
 /// so that a backup of `mib` MiB takes a moment.
 fn slow_ws(mib: usize) -> Ws {
     let ws = Ws::new();
@@ -25,7 +26,11 @@ fn slow_ws(mib: usize) -> Ws {
     ws.files_profile("app/files", &src, "");
     let profile = fs::read_to_string(ws.path("apps/app/files.toml"))
         .unwrap()
-        .replace("64KiB", "4KiB");
+        // Slow by the slowest valid settings (chunk_size is at least 64KiB).
+        .replace(
+            "chunk_size = \"64KiB\"",
+            "chunk_size = \"64KiB\"\nzstd_level = 19\nparallelism = 1",
+        );
     ws.write("apps/app/files.toml", &profile);
     ws
 }

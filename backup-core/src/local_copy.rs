@@ -79,13 +79,17 @@ impl Source for TeeSource {
     async fn open(&self) -> Result<SourceOutput> {
         let mut output = self.inner.open().await?;
         if let Some(parent) = self.partial.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            create_private_dirs(parent)?;
         }
-        // Plaintext: readable by its owner only, from the first byte.
+        // Plaintext: readable by its owner only, from the first byte. A
+        // partial file left by a killed run may have another mode: start anew.
+        match std::fs::remove_file(&self.partial) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&self.partial, e)),
+            _ => {}
+        }
         let file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&self.partial)
             .map_err(|e| Error::io(&self.partial, e))?;
@@ -126,9 +130,7 @@ pub async fn copy_backup_folder(store: &DynStore, entry: &CatalogEntry, dir: &Pa
     let partial = dir.join("latest.partial");
     let latest = dir.join("latest");
     let _ = tokio::fs::remove_dir_all(&partial).await;
-    tokio::fs::create_dir_all(&partial)
-        .await
-        .map_err(|e| Error::io(&partial, e))?;
+    create_private_dirs(&partial)?;
     let folder = entry.folder();
     let mut objects = Vec::new();
     for chunk in &entry.manifest.chunks {
@@ -147,11 +149,32 @@ pub async fn copy_backup_folder(store: &DynStore, entry: &CatalogEntry, dir: &Pa
             Err(Error::NotFound { .. }) if name == SIGNATURE_NAME => continue,
             Err(e) => return Err(e),
         };
+        // Encrypted, but private like the rest of `data/`.
         let path = partial.join(&name);
-        tokio::fs::write(&path, &bytes).await.map_err(|e| Error::io(&path, e))?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
     }
     let _ = tokio::fs::remove_dir_all(&latest).await;
     tokio::fs::rename(&partial, &latest)
         .await
         .map_err(|e| Error::io(&latest, e))
+}
+
+/// Creates `dir` and any missing parents readable by their owner only (0700):
+/// they hold plaintext. Existing folders keep their mode.
+fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
 }

@@ -13,8 +13,11 @@ use crate::layout::{check_stream_name, is_backup_id, BackupFolder};
 pub const MAX_MANIFEST_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Largest plaintext chunk a manifest may announce (the buffer a restore
-/// allocates per chunk in flight).
-pub const MAX_CHUNK_SIZE: u64 = 256 * 1024 * 1024;
+/// allocates per chunk in flight), and so the largest `chunk_size` a backup
+/// may use: 1 GiB, so that a store's ~40,000-chunk manifest limit still
+/// allows backups of tens of TiB, while a forged manifest cannot ask a
+/// restore for more than that per chunk.
+pub const MAX_CHUNK_SIZE: u64 = 1024 * 1024 * 1024;
 
 /// How far in the future a backup's time may lie (clocks of two hosts
 /// differ) before it counts as forged or misdated.

@@ -222,15 +222,20 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
         }
         let n: i64 = number.parse().map_err(|_| bad())?;
         number.clear();
-        total += match c {
-            's' => Duration::seconds(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            'w' => Duration::weeks(n),
-            'm' => Duration::days(30 * n),
-            'y' => Duration::days(365 * n),
+        // Checked all the way: chrono's plain constructors panic on a span
+        // such as "99999999999999999d", which is a typo, not a crash.
+        let part = match c {
+            's' => Duration::try_seconds(n),
+            'h' => Duration::try_hours(n),
+            'd' => Duration::try_days(n),
+            'w' => Duration::try_weeks(n),
+            'm' => n.checked_mul(30).and_then(Duration::try_days),
+            'y' => n.checked_mul(365).and_then(Duration::try_days),
             _ => return Err(bad()),
         };
+        total = part
+            .and_then(|part| total.checked_add(&part))
+            .ok_or_else(|| format!("{text:?} is too long a span; use at most a few years, e.g. \"10y\""))?;
     }
     if !number.is_empty() || total.is_zero() {
         return Err(bad());

@@ -111,6 +111,10 @@ fn spans_parse() {
     assert!(parse_span("30").is_err());
     assert!(parse_span("d").is_err());
     assert!(parse_span("3x").is_err());
+    // Out of chrono's range: an error, not a panic.
+    assert!(parse_span("99999999999999999d").is_err());
+    assert!(parse_span("9223372036854775807y").is_err());
+    assert!(parse_span("10000000000w10000000000w").is_err());
 }
 
 #[test]

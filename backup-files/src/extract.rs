@@ -1,15 +1,19 @@
 //! Safe extraction of a backup's tar stream.
 
+use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use backup_core::{ByteStream, Error, Result};
-use filetime::FileTime;
 use rand::Rng;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::io::Errno;
 use tar::EntryType;
 
+use crate::nofollow::{Owner, Tree};
+use crate::options::ExtractOptions;
 use crate::pax;
 use crate::pipe::StreamReader;
 
@@ -18,11 +22,17 @@ use crate::pipe::StreamReader;
 /// # Errors
 /// As [`extract_archive`]; a failure of the stream itself (a chunk that did not
 /// authenticate) is returned as it is.
-pub async fn restore_to_dir(stream: ByteStream, target: &Path, label: &str) -> Result<ArchiveSummary> {
+pub async fn restore_to_dir(
+    stream: ByteStream,
+    target: &Path,
+    label: &str,
+    options: &ExtractOptions,
+) -> Result<ArchiveSummary> {
+    options.check()?;
     let reader = StreamReader::new(stream);
     let failure = reader.failure();
-    let (target, label) = (target.to_owned(), label.to_owned());
-    let result = tokio::task::spawn_blocking(move || extract_archive(reader, &target, &label))
+    let (target, label, options) = (target.to_owned(), label.to_owned(), options.clone());
+    let result = tokio::task::spawn_blocking(move || extract_archive(reader, &target, &label, &options))
         .await
         .map_err(|e| Error::resources("extraction worker", e))?;
     result.map_err(|e| failure.take().unwrap_or(e))
@@ -52,6 +62,10 @@ pub struct ArchiveSummary {
     pub dirs: u64,
     /// Symbolic links.
     pub symlinks: u64,
+    /// Hard links to earlier entries.
+    pub hard_links: u64,
+    /// Entries not restored: devices, FIFOs, unknown kinds.
+    pub skipped: u64,
     /// Bytes of file content.
     pub bytes: u64,
 }
@@ -77,21 +91,47 @@ pub fn check_archive(reader: impl Read, label: &str) -> Result<ArchiveSummary> {
     Ok(summary)
 }
 
-/// Extracts an archive into `target`: first into a staging folder inside it,
-/// then — once the whole stream was read and so every chunk authenticated —
-/// moves the entries into place. On any error the staging folder is removed
-/// and `target` is left as it was.
+/// Extracts an archive into `target`: first into a private staging folder
+/// inside it, then — once the whole stream was read and so every chunk
+/// authenticated — moves the entries into place. On any error the staging
+/// folder is removed and `target` is left as it was.
+///
+/// Nothing is ever written through or onto a symlink: every folder is
+/// opened without following links, files are created exclusively, and modes,
+/// owners and times are set on open descriptors. Hard links may only point
+/// at earlier entries of the archive. Device and FIFO entries are skipped
+/// with a warning (counted in [`ArchiveSummary::skipped`]). Modes and owners
+/// follow `options` (see [`ExtractOptions`]).
 ///
 /// # Errors
-/// [`Error::Target`] when an entry would escape the target or overwrite an
-/// existing file; [`Error::Format`] for a malformed archive; the reader's error.
-pub fn extract_archive(reader: impl Read, target: &Path, label: &str) -> Result<ArchiveSummary> {
-    let created_target = !target.exists();
+/// [`Error::Target`] when an entry would escape the target, go through or
+/// onto a symlink, or overwrite an existing file, and when `options` ask for
+/// owners without root; [`Error::Format`] for a malformed archive; the
+/// reader's error.
+pub fn extract_archive(
+    reader: impl Read,
+    target: &Path,
+    label: &str,
+    options: &ExtractOptions,
+) -> Result<ArchiveSummary> {
+    options.check()?;
+    let created_target = fs::symlink_metadata(target).is_err();
     fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    let staging = target.join(format!(".backupapps-restore-{:08x}", rand::thread_rng().gen::<u32>()));
-    fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-    let result = extract_into(reader, &staging, label).and_then(|summary| {
-        move_into_place(&staging, target)?;
+    let name = format!(".backupapps-restore-{:08x}", rand::thread_rng().gen::<u32>());
+    let staging = target.join(&name);
+    let result = open_staging(target, &name, &staging).and_then(|(target_dir, staging_dir)| {
+        let mut tree = Tree::new(staging_dir, staging.clone());
+        let (summary, dirs) = extract_into(reader, &mut tree, label, options)?;
+        let names = staged_names(&staging)?;
+        // Refused before folder modes are applied: a read-only staged folder
+        // could not be removed by an unprivileged user afterwards.
+        check_free(&target_dir, target, &names)?;
+        // Moving a folder to another parent rewrites its `..`, which needs
+        // write access to it: top-level folders get their modes once moved.
+        let (top, below): (Vec<_>, Vec<_>) = dirs.into_iter().partition(|d| d.rel.components().count() == 1);
+        settle_dirs(&mut tree, below)?;
+        move_into_place(tree.root(), &target_dir, target, &names)?;
+        settle_dirs(&mut Tree::new(target_dir, target.to_owned()), top)?;
         Ok(summary)
     });
     let _ = fs::remove_dir_all(&staging);
@@ -101,107 +141,229 @@ pub fn extract_archive(reader: impl Read, target: &Path, label: &str) -> Result<
     result
 }
 
-fn extract_into(reader: impl Read, staging: &Path, label: &str) -> Result<ArchiveSummary> {
-    let as_root = fs::metadata(staging).map(|m| m.uid() == 0).unwrap_or(false);
+/// Opens `target` and makes the staging folder `name` in it, private.
+fn open_staging(target: &Path, name: &str, staging: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    let target_dir = rustix::fs::open(
+        target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(target, e.into()))?;
+    rustix::fs::mkdirat(&target_dir, name, Mode::from_raw_mode(0o700)).map_err(|e| Error::io(staging, e.into()))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let staging_dir =
+        rustix::fs::openat(&target_dir, name, flags, Mode::empty()).map_err(|e| Error::io(staging, e.into()))?;
+    Ok((target_dir, staging_dir))
+}
+
+/// A directory entry's mode, owner and times, applied once its content is in.
+struct DirFix {
+    rel: PathBuf,
+    mode: u32,
+    times: Timestamps,
+    owner: Option<Owner>,
+}
+
+fn extract_into(
+    reader: impl Read,
+    tree: &mut Tree,
+    label: &str,
+    options: &ExtractOptions,
+) -> Result<(ArchiveSummary, Vec<DirFix>)> {
     let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_preserve_ownerships(as_root);
-    archive.set_unpack_xattrs(false);
     let mut summary = ArchiveSummary::default();
     // Directory modes and times are applied last: files written into a
     // directory change its mtime, and a read-only directory would refuse them.
-    let mut dirs: Vec<(PathBuf, u32, FileTime)> = Vec::new();
-    let mut times: Vec<(PathBuf, FileTime, bool)> = Vec::new();
+    let mut dirs = Vec::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
     for entry in archive.entries().map_err(|e| read_error(e, label))? {
         let mut entry = entry.map_err(|e| read_error(e, label))?;
         let name = entry.path().map_err(|e| read_error(e, label))?.into_owned();
-        let relative = safe_relative(&name, label)?;
-        if relative.as_os_str().is_empty() {
+        let rel = safe_relative(&name, label)?;
+        if rel.as_os_str().is_empty() {
             continue;
         }
-        let dest = staging.join(&relative);
-        no_symlink_ancestors(staging, &relative)?;
         let kind = entry.header().entry_type();
-        let mtime = match pax::mtime_of(&mut entry).map_err(|e| read_error(e, label))? {
-            Some((s, ns)) => FileTime::from_unix_time(s, ns),
-            None => FileTime::from_unix_time(entry.header().mtime().unwrap_or(0) as i64, 0),
-        };
+        let times = times_of(&mut entry, label)?;
+        let mode = entry.header().mode().map_err(|e| read_error(e, label))?;
+        let owner = options.owner_of(entry.header(), &rel)?;
         count(&mut summary, kind, entry.size());
         match kind {
             EntryType::Directory => {
-                // A directory entry over a symlink an earlier entry made would
-                // chmod and touch whatever the link points to, outside the target.
-                if fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
-                    return Err(Error::Target {
-                        path: relative,
-                        reason: "a directory entry would replace a symlink or file of the archive; refused".into(),
-                    });
-                }
-                fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-                let mode = entry.header().mode().unwrap_or(0o755);
-                if as_root {
-                    entry.unpack(&dest).map_err(|e| Error::io(&dest, e))?;
-                }
-                dirs.push((dest, mode, mtime));
+                tree.mkdir(&rel)?;
+                let mode = options.kept_mode(mode, true);
+                dirs.push(DirFix {
+                    rel,
+                    mode,
+                    times,
+                    owner,
+                });
             }
-            EntryType::Regular | EntryType::Continuous | EntryType::Symlink => {
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                entry.unpack(&dest).map_err(|e| read_error_at(e, &dest, label))?;
-                times.push((dest, mtime, kind == EntryType::Symlink));
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let mut file = tree.create_file(&rel)?;
+                copy(&mut entry, &mut file, &mut buf, label).map_err(|e| e.at(tree.path_of(&rel)))?;
+                settle(&file, options.kept_mode(mode, false), &times, owner)
+                    .map_err(|e| Error::io(tree.path_of(&rel), e))?;
+            }
+            EntryType::Symlink => {
+                let target = link_name(&mut entry, &name, label)?;
+                tree.symlink(&rel, &target)?;
+                tree.touch_link(&rel, &times, owner)?;
             }
             EntryType::Link => {
-                return Err(Error::Target {
-                    path: name,
-                    reason: "hard-link entries are not restored by backupapps; extract this archive with `tar -x`"
-                        .into(),
-                })
+                let source = link_name(&mut entry, &name, label)?;
+                let source = safe_relative(&source, label).map_err(|_| Error::Target {
+                    path: rel.clone(),
+                    reason: format!(
+                        "hard link to {} would escape the restore target; refused",
+                        source.display()
+                    ),
+                })?;
+                tree.hard_link(&rel, &source)?;
             }
-            other => tracing::warn!(path = %name.display(), kind = ?other, "skipping a special file entry"),
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                // Never created: a device node in a restored tree is a way
+                // around file permissions. The source never archives them.
+                tracing::warn!(path = %name.display(), kind = ?kind, "skipping a device or FIFO entry");
+            }
+            other => {
+                tracing::warn!(path = %name.display(), kind = ?other, "skipping an entry of an unknown kind");
+            }
         }
     }
     // Read to the end: the last chunks are authenticated only when they are read.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| read_error(e, label))?;
-    for (path, mtime, is_link) in times {
-        let set = if is_link {
-            filetime::set_symlink_file_times(&path, mtime, mtime)
-        } else {
-            filetime::set_file_mtime(&path, mtime)
-        };
-        set.map_err(|e| Error::io(&path, e))?;
-    }
-    for (path, mode, mtime) in dirs.into_iter().rev() {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&path, e))?;
-        filetime::set_file_mtime(&path, mtime).map_err(|e| Error::io(&path, e))?;
-    }
-    Ok(summary)
+    Ok((summary, dirs))
 }
 
-/// Moves the staged top-level entries into `target`, refusing before moving
-/// anything when one of them exists there already.
-fn move_into_place(staging: &Path, target: &Path) -> Result<()> {
-    let entries: Vec<_> = fs::read_dir(staging)
-        .map_err(|e| Error::io(staging, e))?
-        .collect::<io::Result<_>>()
-        .map_err(|e| Error::io(staging, e))?;
-    for entry in &entries {
-        let dest = target.join(entry.file_name());
-        if fs::symlink_metadata(&dest).is_ok() {
-            return Err(Error::Target {
-                path: dest,
-                reason: "exists already; restore into an empty or new folder (--to DIR), or move it away".into(),
-            });
-        }
-    }
-    for entry in entries {
-        let dest = target.join(entry.file_name());
-        fs::rename(entry.path(), &dest).map_err(|e| Error::io(&dest, e))?;
+/// Applies the folders' modes, owners and times, deepest first so that a
+/// folder made read-only never blocks one below it.
+fn settle_dirs(tree: &mut Tree, mut dirs: Vec<DirFix>) -> Result<()> {
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
+    for d in dirs {
+        let dir = tree.open_dir(&d.rel)?;
+        settle(&dir, d.mode, &d.times, d.owner).map_err(|e| Error::io(tree.path_of(&d.rel), e))?;
     }
     Ok(())
+}
+
+/// Owner first: chown(2) clears setuid and setgid bits.
+fn settle(fd: impl AsFd, mode: u32, times: &Timestamps, owner: Option<Owner>) -> io::Result<()> {
+    if let Some(owner) = owner {
+        rustix::fs::fchown(&fd, owner.uid(), owner.gid())?;
+    }
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    rustix::fs::futimens(&fd, times)?;
+    Ok(())
+}
+
+/// The mtime of an entry (PAX nanoseconds when there), access time left alone.
+fn times_of<R: Read>(entry: &mut tar::Entry<'_, R>, label: &str) -> Result<Timestamps> {
+    let (secs, nanos) = match pax::mtime_of(entry).map_err(|e| read_error(e, label))? {
+        Some((s, ns)) => (s, ns),
+        None => (entry.header().mtime().unwrap_or(0) as i64, 0),
+    };
+    Ok(Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos.into(),
+        },
+    })
+}
+
+fn link_name<R: Read>(entry: &mut tar::Entry<'_, R>, name: &Path, label: &str) -> Result<PathBuf> {
+    match entry.link_name().map_err(|e| read_error(e, label))? {
+        Some(link) => Ok(link.into_owned()),
+        None => Err(Error::Format {
+            id: label.to_owned(),
+            reason: format!("link entry {} has no target", name.display()),
+        }),
+    }
+}
+
+/// Bytes read from the archive before each write: few, large writes.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Where a copy failed: the archive's side or the disk's.
+enum CopyError {
+    Archive(Error),
+    Disk(io::Error),
+}
+
+impl CopyError {
+    fn at(self, path: PathBuf) -> Error {
+        match self {
+            CopyError::Archive(e) => e,
+            CopyError::Disk(e) => Error::io(path, e),
+        }
+    }
+}
+
+/// Copies an entry's content into `file`, filling `buf` before each write.
+fn copy(entry: &mut impl Read, file: &mut fs::File, buf: &mut [u8], label: &str) -> Result<(), CopyError> {
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match entry.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CopyError::Archive(read_error(e, label))),
+            }
+        }
+        file.write_all(&buf[..filled]).map_err(CopyError::Disk)?;
+        if filled < buf.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// The names of the staged top-level entries.
+fn staged_names(staging: &Path) -> Result<Vec<OsString>> {
+    fs::read_dir(staging)
+        .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|e| Error::io(staging, e))
+}
+
+/// Refuses when one of `names` exists in `target` already.
+fn check_free(target_dir: &OwnedFd, target: &Path, names: &[OsString]) -> Result<()> {
+    for name in names {
+        if rustix::fs::statat(target_dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            return Err(exists(target.join(name)));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the staged top-level entries into `target`, never replacing
+/// anything that appeared there meanwhile.
+fn move_into_place(staging_dir: BorrowedFd<'_>, target_dir: &OwnedFd, target: &Path, names: &[OsString]) -> Result<()> {
+    for name in names {
+        let name = name.as_os_str();
+        let moved = match rustix::fs::renameat_with(staging_dir, name, target_dir, name, RenameFlags::NOREPLACE) {
+            // Filesystems without RENAME_NOREPLACE: check_free ran just before.
+            Err(Errno::INVAL) => rustix::fs::renameat(staging_dir, name, target_dir, name),
+            other => other,
+        };
+        match moved {
+            Ok(()) => {}
+            Err(Errno::EXIST | Errno::NOTEMPTY) => return Err(exists(target.join(name))),
+            Err(e) => return Err(Error::io(target.join(name), e.into())),
+        }
+    }
+    Ok(())
+}
+
+fn exists(path: PathBuf) -> Error {
+    Error::Target {
+        path,
+        reason: "exists already; restore into an empty or new folder (--to DIR), or move it away".into(),
+    }
 }
 
 /// The entry's path made relative; refuses absolute paths and `..`.
@@ -222,33 +384,16 @@ fn safe_relative(name: &Path, label: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Refuses writing through a symlink that an earlier entry created.
-fn no_symlink_ancestors(staging: &Path, relative: &Path) -> Result<()> {
-    let mut current = staging.to_path_buf();
-    let parents: Vec<_> = relative.components().collect();
-    for component in &parents[..parents.len().saturating_sub(1)] {
-        current.push(component);
-        if let Ok(meta) = fs::symlink_metadata(&current) {
-            if meta.file_type().is_symlink() {
-                return Err(Error::Target {
-                    path: relative.to_owned(),
-                    reason: "archive entry lies behind a symlink in the archive; refused".into(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 fn count(summary: &mut ArchiveSummary, kind: EntryType, size: u64) {
     match kind {
         EntryType::Directory => summary.dirs += 1,
         EntryType::Symlink => summary.symlinks += 1,
-        EntryType::Regular | EntryType::Continuous => {
+        EntryType::Link => summary.hard_links += 1,
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
             summary.files += 1;
             summary.bytes += size;
         }
-        _ => {}
+        _ => summary.skipped += 1,
     }
 }
 
@@ -256,15 +401,5 @@ fn read_error(e: io::Error, label: &str) -> Error {
     Error::Format {
         id: label.to_owned(),
         reason: format!("not a valid tar stream: {e}"),
-    }
-}
-
-/// An unpack failure is the local disk's fault when the OS says so; anything
-/// else is the archive's.
-fn read_error_at(e: io::Error, dest: &Path, label: &str) -> Error {
-    use io::ErrorKind::*;
-    match e.kind() {
-        PermissionDenied | StorageFull | QuotaExceeded | ReadOnlyFilesystem | AlreadyExists => Error::io(dest, e),
-        _ => read_error(e, label),
     }
 }

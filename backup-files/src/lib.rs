@@ -4,6 +4,8 @@
 mod config;
 mod error;
 mod extract;
+mod nofollow;
+mod options;
 mod pax;
 mod pipe;
 mod restore;
@@ -13,6 +15,7 @@ pub mod testing;
 
 pub use config::{FilesConfig, OnUnreadable};
 pub use extract::{check_archive, check_stream, extract_archive, restore_to_dir, ArchiveSummary};
+pub use options::ExtractOptions;
 
-pub use restore::{restore_folder, TarCheck, KIND};
+pub use restore::{restore_folder, restore_folder_with, TarCheck, KIND};
 pub use source::FilesSource;

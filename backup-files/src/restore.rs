@@ -12,6 +12,7 @@ use backup_core::{
 use futures::StreamExt;
 
 use crate::extract::{check_stream, restore_to_dir, ArchiveSummary};
+use crate::ExtractOptions;
 
 /// The profile kind of files backups.
 pub const KIND: &str = "files";
@@ -20,8 +21,9 @@ pub const KIND: &str = "files";
 /// rules of [`crate::extract_archive`]: everything is extracted into a staging
 /// folder inside `target` and moved into place only after every chunk
 /// authenticated; nothing is written through symlinks or outside `target`;
-/// existing entries are never overwritten. `progress`, when given, counts the
-/// plaintext bytes read. Needs a tokio runtime.
+/// existing entries are never overwritten; archive owners and setuid/setgid
+/// bits are not restored. `progress`, when given, counts the plaintext bytes
+/// read. Needs a tokio runtime.
 ///
 /// # Errors
 /// Integrity, decryption, archive or file errors; `target` is left as it was.
@@ -32,8 +34,26 @@ pub async fn restore_folder(
     target: &Path,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<ArchiveSummary> {
+    restore_folder_with(store, decryptor, entry, target, progress, &ExtractOptions::new()).await
+}
+
+/// [`restore_folder`] with explicit [`ExtractOptions`], e.g. to keep the
+/// archive's owners when restoring a system as root.
+///
+/// # Errors
+/// As [`restore_folder`]; [`backup_core::Error::Target`] before anything is
+/// downloaded when `options` keep owners and the process is not root.
+pub async fn restore_folder_with(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    target: &Path,
+    progress: Option<Arc<AtomicU64>>,
+    options: &ExtractOptions,
+) -> Result<ArchiveSummary> {
+    options.check()?;
     let stream = restore_stream(store, decryptor, entry, DATA_STREAM, default_parallelism())?;
-    restore_to_dir(counted(stream, progress), target, &entry.manifest.id).await
+    restore_to_dir(counted(stream, progress), target, &entry.manifest.id, options).await
 }
 
 /// Counts the bytes of `stream` into `progress`.

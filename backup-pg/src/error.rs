@@ -9,6 +9,13 @@ pub(crate) enum PgError {
         statement: String,
         reason: String,
     },
+    #[error("role {role:?} on {server} {missing}; {fix}")]
+    Rights {
+        role: String,
+        server: String,
+        missing: String,
+        fix: String,
+    },
     #[error("{tool} failed{status}: {stderr}")]
     Tool {
         tool: String,
@@ -26,6 +33,12 @@ impl From<PgError> for backup_core::Error {
             PgError::Connect { server, reason } => {
                 backup_core::Error::source_failed(server, format!("cannot connect: {reason}"))
             }
+            PgError::Rights {
+                role,
+                server,
+                missing,
+                fix,
+            } => backup_core::Error::config(format!("role {role:?} on {server}"), format!("{missing}; {fix}")),
             PgError::Statement {
                 server,
                 statement,

@@ -11,9 +11,8 @@ use backup_core::{
 };
 
 use crate::conn::PgConn;
-use crate::restore::{
-    check_dump, create_database, database_exists, drop_database, pg_restore, replace_database, RestoreOptions, Swap,
-};
+use crate::restore::{check_dump, create_database, drop_database, pg_restore, replace_database, RestoreOptions, Swap};
+use crate::rights::check_restore_rights;
 
 /// The profile kind of PostgreSQL backups.
 pub const KIND: &str = "postgres";
@@ -63,7 +62,7 @@ impl DatabaseRestore {
 /// A private temporary folder (0700) in `work_dir` for a dump on its way to
 /// pg_restore; removed when dropped, also when the run is cancelled.
 pub(crate) fn private_work_dir(work_dir: &Path) -> Result<tempfile::TempDir> {
-    std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
+    create_private_dirs(work_dir)?;
     tempfile::Builder::new()
         .prefix(".backupapps-dump-")
         .tempdir_in(work_dir)
@@ -86,14 +85,17 @@ pub(crate) async fn download_dump(
 
 /// Restores a trusted PostgreSQL backup into the database `database` on the
 /// server of `conn` (which connects with the restoring role). The dump goes
-/// through a private temporary file in `work_dir`, removed afterwards. An
-/// existing database is refused before anything is downloaded, unless
-/// `options.replace`, where it is replaced only once the restore succeeded.
+/// through a private temporary file in `work_dir`, removed afterwards. Before
+/// anything is downloaded, an existing database is refused (unless
+/// `options.replace`, where it is replaced only once the restore succeeded)
+/// and the role's rights are checked ([`check_restore_rights`]). With
+/// `pg_restore.owner` the database is created owned by that role.
 ///
 /// # Errors
 /// [`Error::Target`] when the database exists (without replace);
-/// integrity, decryption, connection and pg_restore errors. A database
-/// created by this call is dropped again when the restore fails.
+/// [`Error::Config`] when the role lacks a right; integrity, decryption,
+/// connection and pg_restore errors. A database created by this call is
+/// dropped again when the restore fails.
 pub async fn restore_database(
     store: &DynStore,
     decryptor: Arc<dyn Decryptor>,
@@ -104,15 +106,11 @@ pub async fn restore_database(
     options: &DatabaseRestore,
 ) -> Result<Option<Swap>> {
     let admin = conn.with_database(&conn.maintenance_db);
-    if !options.replace && database_exists(&admin, database).await? {
-        return Err(Error::Target {
-            path: database.into(),
-            reason: format!("database exists already on {admin}"),
-        });
-    }
+    let owner = options.pg_restore.database_owner();
+    check_restore_rights(&admin, database, &options.pg_restore, options.replace).await?;
     let (_dir, dump) = download_dump(store, decryptor, entry, work_dir).await?;
     if options.replace {
-        let swap = replace_database(&admin, database, false, |temp| {
+        let swap = replace_database(&admin, database, owner, false, |temp| {
             let target = conn.with_database(&temp);
             let (dump, pg_options) = (dump.clone(), options.pg_restore.clone());
             async move { pg_restore(&target, &dump, &pg_options).await }
@@ -120,7 +118,7 @@ pub async fn restore_database(
         .await?;
         return Ok(Some(swap));
     }
-    create_database(&admin, database, None).await?;
+    create_database(&admin, database, owner).await?;
     if let Err(e) = pg_restore(&conn.with_database(database), &dump, &options.pg_restore).await {
         // The database is ours, made a moment ago: remove the half-restored copy.
         if let Err(cleanup) = drop_database(&admin, database).await {
@@ -151,7 +149,7 @@ pub async fn write_dump_files(
         .and_then(|d| d.as_str())
         .filter(|d| is_plain_file_name(d))
         .unwrap_or("database");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    create_private_dirs(dir)?;
     let mut written = Vec::new();
     for (stream, name) in [
         (DATA_STREAM, format!("{database}.pgdump")),
@@ -165,6 +163,17 @@ pub async fn write_dump_files(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Creates `dir` and its missing parents readable by their owner only (0700):
+/// they receive plaintext dumps. An existing folder (`--to /tmp`) keeps its mode.
+fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// A name that stays inside its folder: no separators, not `.`/`..`, no

@@ -8,11 +8,12 @@ mod from_store;
 mod mirror;
 mod process;
 mod restore;
+mod rights;
 mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::PgConfig;
+pub use config::{PgConfig, RestoreConfig};
 pub use conn::PgConn;
 pub use from_store::{restore_database, write_dump_files, DatabaseRestore, DumpCheck, GLOBALS_STREAM, KIND};
 pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh};
@@ -21,4 +22,5 @@ pub use restore::{
     check_dump, create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,
     temporary_name, RestoreOptions, Swap,
 };
+pub use rights::check_restore_rights;
 pub use source::{PgSource, ServerFacts};

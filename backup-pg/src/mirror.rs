@@ -16,7 +16,8 @@ use crate::config::PgConfig;
 use crate::conn::PgConn;
 use crate::from_store::download_dump;
 use crate::process::run;
-use crate::restore::{pg_restore, quote_ident, replace_database, RestoreOptions, Swap};
+use crate::restore::{pg_restore, replace_database, RestoreOptions, Swap};
+use crate::rights::check_restore_rights;
 
 /// `[mirror]` of a postgres profile: where the test copy lives and what to do
 /// to it before it replaces the current one.
@@ -31,8 +32,9 @@ pub struct MirrorConfig {
     pub host: Option<String>,
     /// Test server port.
     pub port: Option<u16>,
-    /// Role on the test server; needs CREATEDB and to own (or be superuser for)
-    /// the test database.
+    /// Role on the test server; needs CREATEDB, membership of `owner`, and to
+    /// own the test database (directly or as a member of its owner). Never
+    /// needs to be a superuser.
     pub user: Option<String>,
     /// The test database to replace.
     pub database: Option<String>,
@@ -50,7 +52,8 @@ pub struct MirrorConfig {
     /// A query that must return `true` on the sanitized copy, e.g.
     /// `"SELECT count(*) > 0 FROM users"`.
     pub check_sql: Option<String>,
-    /// Role to own the restored objects (`pg_restore --no-owner --role`).
+    /// Role to own the test database and its objects: the temporary copy is
+    /// created `OWNER owner` and restored with `pg_restore --no-owner --role=owner`.
     pub owner: Option<String>,
     /// Skip the dump's ownership (objects belong to `user`).
     #[serde(default)]
@@ -63,6 +66,17 @@ pub struct MirrorConfig {
 }
 
 impl MirrorConfig {
+    /// The pg_restore options these keys ask for.
+    pub fn restore_options(&self) -> RestoreOptions {
+        RestoreOptions {
+            jobs: self.jobs.unwrap_or_else(backup_core::default_parallelism),
+            no_owner: self.no_owner,
+            no_privileges: false,
+            role: None,
+            owner: self.owner.clone(),
+        }
+    }
+
     /// The connection settings, as a [`PgConfig`].
     pub fn connection(&self) -> PgConfig {
         PgConfig {
@@ -107,10 +121,16 @@ fn step(name: &str, e: Error) -> Error {
 /// the temporary copy and leaves the test database exactly as it was.
 ///
 /// # Errors
-/// Names the step that failed (restore, sanitize FILE, check, swap) and why.
+/// Names the step that failed (restore, sanitize FILE, check, swap) and why;
+/// [`Error::Config`] naming the role and the GRANT when it lacks a right.
 pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path, base: &Path) -> Result<Refresh> {
-    let admin = test.with_database(&test.maintenance_db);
-    let target = test.database.clone();
+    check_refresh(test, config, base).await?;
+    refresh_checked(test, config, dump, base).await
+}
+
+/// What can be checked before a dump is at hand: the sanitize files exist
+/// and the mirror's role may create, own and replace the test database.
+async fn check_refresh(test: &PgConn, config: &MirrorConfig, base: &Path) -> Result<()> {
     for file in &config.sanitize {
         let path = base.join(file);
         if !path.is_file() {
@@ -120,17 +140,21 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
             ));
         }
     }
+    let admin = test.with_database(&test.maintenance_db);
+    check_restore_rights(&admin, &test.database, &config.restore_options(), true).await
+}
+
+async fn refresh_checked(test: &PgConn, config: &MirrorConfig, dump: &Path, base: &Path) -> Result<Refresh> {
+    let admin = test.with_database(&test.maintenance_db);
+    let target = test.database.clone();
     let mut stats = (0i64, 0i64);
     let stats_ref = &mut stats;
-    let swap = replace_database(&admin, &target, config.keep_previous, |temp| async move {
+    // The copy is created owned by `owner`: on PostgreSQL ≥ 15 only the
+    // database owner may create in `public`, so `--role=owner` needs it.
+    let owner = config.owner.as_deref();
+    let swap = replace_database(&admin, &target, owner, config.keep_previous, |temp| async move {
         let copy = test.with_database(&temp);
-        let options = RestoreOptions {
-            jobs: config.jobs.unwrap_or_else(backup_core::default_parallelism),
-            no_owner: config.no_owner || config.owner.is_some(),
-            no_privileges: false,
-            role: config.owner.clone(),
-        };
-        pg_restore(&copy, dump, &options).await.map_err(|e| step("restore", e))?;
+        pg_restore(&copy, dump, &config.restore_options()).await.map_err(|e| step("restore", e))?;
         for file in &config.sanitize {
             let mut psql = copy.tool("psql");
             psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f"]).arg(base.join(file));
@@ -148,11 +172,6 @@ pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path
             if !ok {
                 return Err(step("check", Error::source_failed("check_sql", format!("{check:?} returned false"))));
             }
-        }
-        if let Some(owner) = &config.owner {
-            copy.execute(&client, &format!("ALTER DATABASE {} OWNER TO {}", quote_ident(&temp), quote_ident(owner)))
-                .await
-                .map_err(|e| step("owner", e))?;
         }
         let row = client
             .query_one(
@@ -245,8 +264,11 @@ async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<Mirro
             reason: format!("is a {:?} backup, not a PostgreSQL one", entry.manifest.kind),
         });
     }
+    // Checked before downloading: a role that cannot create or replace the
+    // test database would only fail after the whole dump was fetched.
+    check_refresh(mirror.test, mirror.config, mirror.base).await?;
     let (_dir, dump) = download_dump(mirror.store, Arc::clone(&mirror.decryptor), entry, mirror.work_dir).await?;
-    let refresh = refresh_from_dump(mirror.test, mirror.config, &dump, mirror.base).await?;
+    let refresh = refresh_checked(mirror.test, mirror.config, &dump, mirror.base).await?;
     let report = MirrorReport {
         target: mirror.profile.target(),
         id: entry.manifest.id.clone(),

@@ -15,12 +15,32 @@ use crate::process::run;
 pub struct RestoreOptions {
     /// Parallel jobs (`-j`); 0 or 1 means one.
     pub jobs: usize,
-    /// Skip ownership (`--no-owner`): objects belong to the connecting role.
+    /// Skip ownership (`--no-owner`): objects belong to the connecting role
+    /// (or to `role`).
     pub no_owner: bool,
     /// Skip privileges (`--no-privileges`).
     pub no_privileges: bool,
-    /// Role to own the restored objects (`--role`), when not `no_owner`.
+    /// Role pg_restore switches to (`--role`) before restoring; default:
+    /// `owner`. Without `owner` the database is created owned by it, since on
+    /// PostgreSQL ≥ 15 only the database owner may create in `public`.
     pub role: Option<String>,
+    /// Role that owns the restored database and its objects: the database is
+    /// created `OWNER owner` (on PostgreSQL ≥ 15 only the database's owner may
+    /// create in its `public` schema) and pg_restore runs `--no-owner
+    /// --role=owner`, so the dump's own owners need not exist.
+    pub owner: Option<String>,
+}
+
+impl RestoreOptions {
+    /// The role pg_restore switches to: `role`, else `owner`.
+    pub fn set_role(&self) -> Option<&str> {
+        self.role.as_deref().or(self.owner.as_deref())
+    }
+
+    /// The role the restored database is created for: `owner`, else `role`.
+    pub fn database_owner(&self) -> Option<&str> {
+        self.owner.as_deref().or(self.role.as_deref())
+    }
 }
 
 /// Quotes an identifier for SQL.
@@ -86,13 +106,15 @@ pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) 
         cmd = target.tool("pg_restore");
         cmd.args(["--no-password", "--exit-on-error", &format!("--jobs={}", options.jobs)]);
     }
-    if options.no_owner {
+    // With an owner the dump's owners are dropped: restoring them would need
+    // membership of every one of them, which is what a superuser has.
+    if options.no_owner || options.owner.is_some() {
         cmd.arg("--no-owner");
     }
     if options.no_privileges {
         cmd.arg("--no-privileges");
     }
-    if let Some(role) = &options.role {
+    if let Some(role) = options.set_role() {
         cmd.arg(format!("--role={role}"));
     }
     cmd.arg(format!("--dbname={}", target.database)).arg(dump);
@@ -133,8 +155,8 @@ pub struct Swap {
     pub replaced: bool,
 }
 
-/// Builds a new copy of `target` in a temporary database with `fill`, and only
-/// when `fill` succeeded swaps it in: sessions on the old database are ended,
+/// Builds a new copy of `target` in a temporary database (created `OWNER
+/// owner` when given) with `fill`, and only when `fill` succeeded swaps it in: sessions on the old database are ended,
 /// the old one is renamed aside, the new one takes the name, and the old one
 /// is dropped (or kept when `keep_previous`). On any failure before the swap
 /// the temporary database is dropped and `target` is left exactly as it was;
@@ -144,14 +166,20 @@ pub struct Swap {
 /// # Errors
 /// The error of `fill` (after cleaning up), or of the swap itself (after
 /// putting the old database back).
-pub async fn replace_database<F, Fut>(admin: &PgConn, target: &str, keep_previous: bool, fill: F) -> Result<Swap>
+pub async fn replace_database<F, Fut>(
+    admin: &PgConn,
+    target: &str,
+    owner: Option<&str>,
+    keep_previous: bool,
+    fill: F,
+) -> Result<Swap>
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
     drop_leftovers(admin, target).await?;
     let temp = temporary_name(target, "new");
-    create_database(admin, &temp, None).await?;
+    create_database(admin, &temp, owner).await?;
     if let Err(e) = fill(temp.clone()).await {
         if let Err(cleanup) = drop_database(admin, &temp).await {
             tracing::warn!(database = %temp, error = %cleanup, "could not drop the temporary database");

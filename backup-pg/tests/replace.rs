@@ -36,7 +36,7 @@ async fn a_failing_fill_leaves_the_target_as_it_was() {
     cluster.psql("app_test", "CREATE TABLE t AS SELECT 'old' AS v");
     let before = databases(&cluster);
     let admin = admin(&cluster);
-    let err = replace_database(&admin, "app_test", false, |temp| {
+    let err = replace_database(&admin, "app_test", None, false, |temp| {
         let conn = admin.with_database(&temp);
         async move {
             let client = conn.connect().await?;
@@ -68,7 +68,7 @@ async fn open_sessions_do_not_block_the_swap() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let admin = admin(&cluster);
-    let swap = replace_database(&admin, "app_test", false, |temp| {
+    let swap = replace_database(&admin, "app_test", None, false, |temp| {
         let conn = admin.with_database(&temp);
         async move {
             let client = conn.connect().await?;
@@ -103,14 +103,20 @@ async fn keep_previous_keeps_one_old_copy_and_a_missing_target_is_created() {
                 .await
         }
     };
-    let first = replace_database(&admin, "fresh", true, fill("one")).await.unwrap();
+    let first = replace_database(&admin, "fresh", None, true, fill("one"))
+        .await
+        .unwrap();
     assert!(!first.replaced);
-    let second = replace_database(&admin, "fresh", true, fill("two")).await.unwrap();
+    let second = replace_database(&admin, "fresh", None, true, fill("two"))
+        .await
+        .unwrap();
     let aside = second.kept_previous.unwrap();
     assert!(database_exists(&admin, &aside).await.unwrap());
     assert_eq!(cluster.psql("fresh", "SELECT v FROM t"), "two");
     assert_eq!(cluster.psql(&aside, "SELECT v FROM t"), "one");
-    let third = replace_database(&admin, "fresh", true, fill("three")).await.unwrap();
+    let third = replace_database(&admin, "fresh", None, true, fill("three"))
+        .await
+        .unwrap();
     assert!(
         !database_exists(&admin, &aside).await.unwrap(),
         "only one previous copy is kept"

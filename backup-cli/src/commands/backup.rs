@@ -145,6 +145,10 @@ async fn store_backup(
     options: &BackupOptions,
 ) -> Result<Manifest> {
     let dir = profile.data_dir(ws);
+    if profile.settings.local_copy != LocalCopy::None {
+        // The copy is plaintext (or the key-less way to it): owner only.
+        crate::private::data_dir(ws, profile)?;
+    }
     match profile.settings.local_copy {
         LocalCopy::None => Ok(run_backup(store, source.as_ref(), encryptor, signer, options).await?),
         LocalCopy::Compressed => {

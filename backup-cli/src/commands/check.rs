@@ -1,7 +1,6 @@
 //! `check [TARGET..] [--json]`: validate the configuration and test every
 //! store, key, folder and database a run would need, naming what is missing.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -200,7 +199,9 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
     }
 }
 
-/// Secret keys and password files readable by group or others are a FAIL.
+/// Secret keys and password files readable by group or others are a FAIL
+/// (`backup`, `restore`, `verify`, `mirror` refuse such keys and passphrase
+/// files when they read them; this names them all at once).
 fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
     let s = &profile.settings;
     let e = &s.encryption;
@@ -220,7 +221,7 @@ fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
     let files: Vec<PathBuf> = files.iter().map(|p| ws.path(p)).collect();
     let open: Vec<String> = files
         .iter()
-        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))
+        .filter(|f| crate::private::open_to_others(f))
         .map(|f| f.display().to_string())
         .collect();
     if open.is_empty() {

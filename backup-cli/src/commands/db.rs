@@ -1,6 +1,7 @@
 //! `db list|ping|dump|restore-to-test`: the database utilities of the old
 //! system, on the servers the postgres profiles name.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -85,6 +86,15 @@ async fn dump(conn: &PgConn, file: &Path) -> Result<()> {
         bail!("{} exists already; choose another file", file.display());
     }
     let partial = file.with_extension("partial");
+    // The dump is plaintext: made 0600 here, pg_dump then writes into it
+    // (it keeps the mode); a partial file of a killed run is replaced.
+    let _ = std::fs::remove_file(&partial);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
     let mut cmd = conn.tool("pg_dump");
     cmd.args(["--format=custom", "--no-password", "--file"]).arg(&partial);
     let result = backup_pg::run(cmd, &format!("pg_dump of {conn}")).await;

@@ -55,6 +55,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         to: Some(restored.clone()),
         to_db: None,
         replace: false,
+        preserve_owners: false,
+        db: Default::default(),
     };
     super::restore::run(&ws, &target, Some(&manifest.id), None, dest).await?;
     let original = dir.join("sample-data");

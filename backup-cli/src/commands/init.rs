@@ -43,13 +43,15 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
             global.display()
         );
     }
-    for sub in ["apps/templates", "secrets", "data", "restore"] {
+    let templates = dir.join("apps/templates");
+    fs::create_dir_all(&templates).with_context(|| format!("cannot create {}", templates.display()))?;
+    // Keys, local copies and restored data: their owner's only.
+    for sub in ["secrets", "data", "restore"] {
         let path = dir.join(sub);
-        fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        crate::private::create_dirs(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
     }
-    let secrets = dir.join("secrets");
-    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict {}", secrets.display()))?;
     let abs = std::path::absolute(dir).with_context(|| dir.display().to_string())?;
     let store_url = format!("file://{}", abs.join("store").display());
     write(&global, &templates::GLOBAL.replace("__STORE_URL__", &store_url))?;

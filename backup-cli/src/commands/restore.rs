@@ -28,6 +28,13 @@ pub async fn run(
     dest: Destination,
 ) -> Result<ExitCode> {
     let at = at.map(|t| parse_time("--at", t)).transpose()?;
+    if dest.preserve_owners {
+        // Refused before anything is read from the store.
+        let options = backup_files::ExtractOptions::new().with_preserve_owners(true);
+        options
+            .check()
+            .map_err(|e| crate::hints::hint(e, "run the restore as root, or leave out --preserve-owners"))?;
+    }
     let profiles = ws.select(&[target.to_owned()])?;
     let [profile] = profiles.as_slice() else {
         let names: Vec<_> = profiles.iter().map(|p| p.target()).collect();
@@ -55,6 +62,12 @@ pub async fn run(
         .join(&profile.app)
         .join(&profile.name)
         .join(entry.folder().id());
+    if dest.to.is_none() && dest.to_db.is_none() {
+        // restore/<app>/<profile>/ will hold plaintext: its owner's only.
+        if let Some(parent) = default_dir.parent() {
+            crate::private::create_dirs(parent)?;
+        }
+    }
     let restored = kinds::restore(ws, profile, &store, decryptor, entry, &dest, &default_dir).await?;
     println!(
         "{}: restored backup {} ({}) into {}",

@@ -24,18 +24,6 @@ pub struct Job {
     cron: Cron,
 }
 
-/// Parses a cron expression: five fields, or six with seconds first.
-///
-/// # Errors
-/// A message saying what is accepted.
-pub fn parse_cron(expression: &str) -> Result<Cron, String> {
-    let mut cron = Cron::new(expression);
-    cron.with_seconds_optional();
-    cron.parse().map_err(|e| {
-        format!("{expression:?} is not a cron expression ({e}); use e.g. \"1 2 * * *\" (minute hour day month weekday)")
-    })
-}
-
 /// The jobs the workspace's profiles ask for.
 ///
 /// # Errors
@@ -44,8 +32,9 @@ pub fn jobs(ws: &Workspace) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
     for profile in ws.profiles.values() {
         let mut add = |verb: &str, expression: &str, field: &str| -> Result<()> {
-            let cron =
-                parse_cron(expression).map_err(|e| anyhow::anyhow!("{} {field}: {e}", profile.file.display()))?;
+            // Checked at load already; parsed again for the times.
+            let cron = crate::validate::parse_cron(expression)
+                .map_err(|e| anyhow::anyhow!("{} {field}: {e}", profile.file.display()))?;
             jobs.push(Job {
                 name: format!("{verb} {}", profile.target()),
                 args: vec![verb.to_owned(), profile.target()],
@@ -75,7 +64,9 @@ pub fn crontab(ws: &Workspace) -> Result<ExitCode> {
         ws.home.display()
     );
     for job in jobs(ws)? {
-        if job.expression.split_whitespace().count() != 5 {
+        // cron knows five fields and the nicknames (`@daily`, same meaning).
+        let cron_can = crate::validate::is_nickname(&job.expression) || job.expression.split_whitespace().count() == 5;
+        if !cron_can {
             println!(
                 "# {} runs every {:?}: cron cannot express seconds; use `backupapps schedule run`",
                 job.name, job.expression
@@ -84,7 +75,7 @@ pub fn crontab(ws: &Workspace) -> Result<ExitCode> {
         }
         println!(
             "{} cd {} && {} -q {}",
-            job.expression,
+            job.expression.trim(),
             shell_quote(&ws.home),
             shell_quote(&exe),
             job.args.join(" ")
