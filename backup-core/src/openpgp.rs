@@ -182,31 +182,20 @@ impl PgpDecryptor {
             reason: format!("not an OpenPGP secret key ({e}); export one with `gpg --export-secret-key -a KEYID`"),
         })?;
         let passphrase = Password::from(passphrase);
-        let unlocks = |params: &SecretParams, unlock: &dyn Fn() -> bool| match params {
-            SecretParams::Plain(_) => true,
-            SecretParams::Encrypted(_) => unlock(),
-        };
-        let ok = key.secret_subkeys.iter().all(|sk| {
-            unlocks(sk.key.secret_params(), &|| {
-                matches!(sk.key.unlock(&passphrase, |_, _| Ok(())), Ok(Ok(())))
-            })
-        }) && unlocks(key.primary_key.secret_params(), &|| {
-            matches!(key.primary_key.unlock(&passphrase, |_, _| Ok(())), Ok(Ok(())))
-        });
-        if !ok {
-            return Err(Error::WrongPassphrase { path: path.to_owned() });
-        }
-        // Unlock once, here: the S2K of a gpg-made key (tens of MB of SHA-1,
-        // on purpose) would otherwise run again for every chunk decrypted.
+        // Unlock once, here, and only the parts that decrypt: the S2K of a
+        // gpg-made key (tens of MB of collision-checked SHA-1, on purpose)
+        // would otherwise run again for every chunk, and once more for a
+        // primary key that only certifies and signs.
         let mut key = key;
         let wrong = |_| Error::WrongPassphrase { path: path.to_owned() };
-        if matches!(key.primary_key.secret_params(), SecretParams::Encrypted(_)) {
-            key.primary_key.remove_password(&passphrase).map_err(wrong)?;
-        }
         for sub in &mut key.secret_subkeys {
-            if matches!(sub.key.secret_params(), SecretParams::Encrypted(_)) {
+            if sub.key.algorithm().can_encrypt() && matches!(sub.key.secret_params(), SecretParams::Encrypted(_)) {
                 sub.key.remove_password(&passphrase).map_err(wrong)?;
             }
+        }
+        let subkey_decrypts = key.secret_subkeys.iter().any(|s| s.key.algorithm().can_encrypt());
+        if !subkey_decrypts && matches!(key.primary_key.secret_params(), SecretParams::Encrypted(_)) {
+            key.primary_key.remove_password(&passphrase).map_err(wrong)?;
         }
         let fingerprint = format!("{:X}", key.fingerprint());
         Ok(PgpDecryptor {

@@ -1,12 +1,13 @@
 //! The backup pipeline: source → chunks → zstd → OpenPGP → SHA-256 → store,
 //! with the manifest written last.
 
-use std::io::Read;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
@@ -20,9 +21,12 @@ use crate::signing::ManifestSigner;
 use crate::source::Source;
 use crate::store::{validate_key, DynStore};
 
-/// Default plaintext bytes per chunk: 16 MiB keeps memory at a few chunks in
-/// flight per core while objects stay far from any store's size limit.
-pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+/// Default plaintext bytes per chunk: 8 MiB keeps memory at a few chunks in
+/// flight per core (two buffers per worker, one chunk read ahead) and keeps
+/// the last chunk's tail short, while objects stay far from any store's size
+/// limit. 16 MiB was no faster in the side-by-side benchmark and used more
+/// memory.
+pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
 
 /// Default zstd level: fast, and still well ahead of gzip in ratio.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -222,7 +226,7 @@ async fn store_chunks(
     }
     let mut records = Vec::new();
     for (stream_name, data) in output.streams {
-        let sealed = rechunk(data, options.chunk_size)
+        let sealed = read_ahead(rechunk(data, options.chunk_size))
             .enumerate()
             .map(|(index, piece)| {
                 let store = Arc::clone(store);
@@ -237,10 +241,9 @@ async fn store_chunks(
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
                     let label = key.clone();
-                    let (sealed, sha256) =
-                        tokio::task::spawn_blocking(move || seal(&label, &plain, level, &*encryptor))
-                            .await
-                            .map_err(|e| Error::worker("chunk encryption", e))??;
+                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&label, plain, level, &*encryptor))
+                        .await
+                        .map_err(|e| Error::worker("chunk encryption", e))??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
                     if let Some(progress) = progress {
@@ -263,22 +266,81 @@ async fn store_chunks(
     Ok((records, output.details.snapshot()))
 }
 
+/// Cuts the next chunk while the workers seal the previous ones: `buffered`
+/// alone pulls a chunk only when a worker is free, so reading and sealing took
+/// turns instead of overlapping. One chunk waits ready, one more is being cut.
+fn read_ahead(pieces: BoxStream<'static, Result<Bytes>>) -> BoxStream<'static, Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        let mut pieces = pieces;
+        // A slot first, then the chunk: never more than one chunk waiting.
+        while let Ok(slot) = tx.reserve().await {
+            match pieces.next().await {
+                Some(piece) => slot.send(piece),
+                None => break,
+            }
+        }
+    });
+    // Dropping the stream (a failed chunk ends the backup) stops the reader.
+    let guard = AbortOnDrop(reader);
+    stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|piece| (piece, (rx, guard)))
+    })
+    .boxed()
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Compresses one chunk into a single zstd frame, encrypts it, and hashes the
-/// stored bytes.
-pub(crate) fn seal(key: &str, plain: &[u8], zstd_level: i32, encryptor: &dyn Encryptor) -> Result<(Bytes, String)> {
-    let mut compressed = zstd::stream::read::Encoder::new(plain, zstd_level).map_err(|source| Error::Compression {
-        operation: "compress",
-        key: key.to_owned(),
-        source,
-    })?;
-    // Room for an incompressible chunk plus zstd and OpenPGP framing, so the
-    // buffer never doubles (and copies) on the way.
-    let mut sealed = BigBuf::with_capacity(plain.len() + plain.len() / 64 + 4096)
+/// stored bytes. The plaintext is let go as soon as it is compressed, so a
+/// worker holds at most two chunk-sized buffers at once.
+pub(crate) fn seal(key: &str, plain: Bytes, zstd_level: i32, encryptor: &dyn Encryptor) -> Result<(Bytes, String)> {
+    let compressed = compress(key, &plain, zstd_level)?;
+    drop(plain);
+    // Room for the OpenPGP framing, so the buffer never doubles (and copies).
+    let mut sealed = BigBuf::with_capacity(compressed.len() + compressed.len() / 64 + 4096)
         .map_err(|e| Error::resources(format!("buffer for {key}"), e))?;
-    encryptor.encrypt(&mut compressed as &mut dyn Read, &mut sealed)?;
+    encryptor.encrypt(&mut compressed.as_slice(), &mut sealed)?;
+    drop(compressed);
     let sealed = sealed.freeze();
     let sha256 = hex::encode(Sha256::digest(&sealed));
     Ok((sealed, sha256))
+}
+
+thread_local! {
+    /// One compression context per worker thread and level: a context holds
+    /// MiBs of tables, cheaper kept than made for every chunk.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// One-shot compression of a whole chunk: zstd's fastest path, where the
+/// streaming encoder works window by window (`perf`: a third slower).
+fn compress(key: &str, plain: &[u8], level: i32) -> Result<BigBuf> {
+    let error = |source: std::io::Error| Error::Compression {
+        operation: "compress",
+        key: key.to_owned(),
+        source,
+    };
+    let mut out = BigBuf::with_capacity(zstd::zstd_safe::compress_bound(plain.len()))
+        .map_err(|e| Error::resources(format!("buffer for {key}"), e))?;
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level).map_err(error)?));
+        }
+        let Some((_, compressor)) = cell.as_mut() else {
+            unreachable!("set just above")
+        };
+        let n = compressor.compress_to_buffer(plain, out.spare()).map_err(error)?;
+        out.advance(n);
+        Ok(out)
+    })
 }
 
 /// Best-effort removal of a failed run's objects; prune removes whatever stays.

@@ -1,7 +1,7 @@
 //! The restore pipeline: each chunk is checked against the (trusted) manifest
 //! and authenticated before any of its plaintext is handed on.
 
-use std::io::{self, Write};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,7 +59,7 @@ pub fn restore_stream(
             let recipients = recipients.clone();
             async move {
                 let sealed = fetch_checked(&store, &key, &chunk).await?;
-                tokio::task::spawn_blocking(move || open_chunk(&key, &sealed, &chunk, &*decryptor, &recipients))
+                tokio::task::spawn_blocking(move || open_chunk(&key, sealed, &chunk, &*decryptor, &recipients))
                     .await
                     .map_err(|e| Error::worker("chunk decryption", e))?
             }
@@ -206,33 +206,14 @@ async fn read_sized(store: &dyn Store, key: &str, size: u64) -> Result<Bytes> {
     Ok(buf.freeze())
 }
 
-/// A writer that refuses to grow past a limit: decompression stops at the
-/// chunk's recorded plaintext size, so a small chunk cannot expand into
-/// gigabytes (a zstd bomb).
-struct Bounded {
-    buf: BigBuf,
-    limit: usize,
-}
-
-impl Write for Bounded {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() + data.len() > self.limit {
-            return Err(io::Error::other(format!(
-                "decompresses to more than the {} bytes the manifest says",
-                self.limit
-            )));
-        }
-        self.buf.write(data)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+thread_local! {
+    /// One decompression context per worker thread, reused chunk after chunk.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 fn open_chunk(
     key: &str,
-    sealed: &[u8],
+    sealed: Bytes,
     chunk: &ChunkRecord,
     decryptor: &dyn Decryptor,
     recipients: &[String],
@@ -241,19 +222,9 @@ fn open_chunk(
         key: key.to_owned(),
         reason,
     };
-    // Decrypted bytes go straight through zstd into a buffer of the size the
-    // manifest announces: no intermediate copy, no regrowth, no more.
-    let limit = usize::try_from(chunk.plaintext_size).map_err(|e| Error::resources(key, e))?;
-    let plain = Bounded {
-        buf: BigBuf::with_capacity(limit).map_err(|e| Error::resources(key, e))?,
-        limit,
-    };
-    let mut decoder = zstd::stream::write::Decoder::new(plain).map_err(|source| Error::Compression {
-        operation: "decompress",
-        key: key.to_owned(),
-        source,
-    })?;
-    decryptor.decrypt(sealed, &mut decoder).map_err(|e| match e {
+    // The compressed frame is never larger than the message that carries it.
+    let mut compressed = BigBuf::with_capacity(sealed.len()).map_err(|e| Error::resources(key, e))?;
+    decryptor.decrypt(&sealed, &mut compressed).map_err(|e| match e {
         Error::WrongKey { have, .. } => Error::WrongKey {
             key: key.to_owned(),
             recipients: recipients.to_vec(),
@@ -261,10 +232,28 @@ fn open_chunk(
         },
         other => integrity(other.to_string()),
     })?;
-    decoder
-        .flush()
-        .map_err(|e| integrity(format!("zstd frame is damaged: {e}")))?;
-    let plain = decoder.into_inner().buf;
+    drop(sealed);
+    // One-shot decompression into a buffer of exactly the size the manifest
+    // announces: zstd stops with an error rather than write past it, so a
+    // small chunk cannot expand into gigabytes (a zstd bomb).
+    let limit = usize::try_from(chunk.plaintext_size).map_err(|e| Error::resources(key, e))?;
+    let mut plain = BigBuf::with_capacity(limit).map_err(|e| Error::resources(key, e))?;
+    let written = DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let Some(decompressor) = cell.as_mut() else {
+            unreachable!("set just above")
+        };
+        decompressor.decompress_to_buffer(compressed.as_slice(), &mut plain.spare()[..limit])
+    });
+    let written = written.map_err(|e| {
+        integrity(format!(
+            "zstd frame is damaged or decompresses to more than the {limit} bytes the manifest says: {e}"
+        ))
+    })?;
+    plain.advance(written);
     if plain.len() as u64 != chunk.plaintext_size {
         return Err(integrity(format!(
             "decrypted to {} bytes, manifest says {}",

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backup_core::{
-    default_parallelism, restore_to_file, ByteStream, CatalogEntry, Decryptor, DynStore, Error, Result, StreamCheck,
-    DATA_STREAM,
+    default_parallelism, restore_stream, restore_to_file, ByteStream, CatalogEntry, Decryptor, DynStore, Error, Result,
+    StreamCheck, DATA_STREAM,
 };
 
 use crate::conn::PgConn;
-use crate::restore::{check_dump, create_database, drop_database, pg_restore, replace_database, RestoreOptions, Swap};
+use crate::restore::{
+    check_dump, create_database, drop_database, pg_restore, pg_restore_stream, replace_database, RestoreOptions, Swap,
+};
 use crate::rights::check_restore_rights;
 
 /// The profile kind of PostgreSQL backups.
@@ -108,18 +110,21 @@ pub async fn restore_database(
     let admin = conn.with_database(&conn.maintenance_db);
     let owner = options.pg_restore.database_owner();
     check_restore_rights(&admin, database, &options.pg_restore, options.replace).await?;
-    let (_dir, dump) = download_dump(store, decryptor, entry, work_dir).await?;
+    let dump = DumpFeed::prepare(store, decryptor, entry, work_dir, &options.pg_restore).await?;
     if options.replace {
         let swap = replace_database(&admin, database, owner, false, |temp| {
             let target = conn.with_database(&temp);
-            let (dump, pg_options) = (dump.clone(), options.pg_restore.clone());
-            async move { pg_restore(&target, &dump, &pg_options).await }
+            let (dump, pg_options) = (&dump, &options.pg_restore);
+            async move { dump.restore_into(&target, pg_options).await }
         })
         .await?;
         return Ok(Some(swap));
     }
     create_database(&admin, database, owner).await?;
-    if let Err(e) = pg_restore(&conn.with_database(database), &dump, &options.pg_restore).await {
+    if let Err(e) = dump
+        .restore_into(&conn.with_database(database), &options.pg_restore)
+        .await
+    {
         // The database is ours, made a moment ago: remove the half-restored copy.
         if let Err(cleanup) = drop_database(&admin, database).await {
             tracing::warn!(%database, error = %cleanup, "could not drop the half-restored database");
@@ -127,6 +132,57 @@ pub async fn restore_database(
         return Err(e);
     }
     Ok(None)
+}
+
+/// How the dump reaches pg_restore. A parallel restore (`jobs` > 1) needs the
+/// whole dump in a seekable file first; a single-job restore reads it as it
+/// is downloaded and decrypted, so the two overlap. Either way each chunk is
+/// authenticated before pg_restore sees any of it, and the restore goes into
+/// a database made for it, dropped again when anything fails.
+enum DumpFeed<'a> {
+    File {
+        _dir: tempfile::TempDir,
+        dump: PathBuf,
+    },
+    Stream {
+        store: &'a DynStore,
+        decryptor: Arc<dyn Decryptor>,
+        entry: &'a CatalogEntry,
+    },
+}
+
+impl<'a> DumpFeed<'a> {
+    async fn prepare(
+        store: &'a DynStore,
+        decryptor: Arc<dyn Decryptor>,
+        entry: &'a CatalogEntry,
+        work_dir: &Path,
+        options: &RestoreOptions,
+    ) -> Result<Self> {
+        if options.jobs > 1 {
+            let (dir, dump) = download_dump(store, decryptor, entry, work_dir).await?;
+            return Ok(DumpFeed::File { _dir: dir, dump });
+        }
+        Ok(DumpFeed::Stream {
+            store,
+            decryptor,
+            entry,
+        })
+    }
+
+    async fn restore_into(&self, target: &PgConn, options: &RestoreOptions) -> Result<()> {
+        match self {
+            DumpFeed::File { dump, .. } => pg_restore(target, dump, options).await,
+            DumpFeed::Stream {
+                store,
+                decryptor,
+                entry,
+            } => {
+                let stream = restore_stream(store, Arc::clone(decryptor), entry, DATA_STREAM, default_parallelism())?;
+                pg_restore_stream(target, stream, options).await
+            }
+        }
+    }
 }
 
 /// Writes a trusted PostgreSQL backup's dump as `<database>.pgdump` (and

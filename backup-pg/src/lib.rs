@@ -19,8 +19,8 @@ pub use from_store::{restore_database, write_dump_files, DatabaseRestore, DumpCh
 pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh};
 pub use process::{run, stdout_stream};
 pub use restore::{
-    check_dump, create_database, database_exists, drop_database, pg_restore, quote_ident, replace_database,
-    temporary_name, RestoreOptions, Swap,
+    check_dump, create_database, database_exists, drop_database, pg_restore, pg_restore_stream, quote_ident,
+    replace_database, temporary_name, RestoreOptions, Swap,
 };
 pub use rights::check_restore_rights;
 pub use source::{PgSource, ServerFacts};

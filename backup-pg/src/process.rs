@@ -5,8 +5,8 @@ use std::process::Stdio;
 
 use backup_core::{ByteStream, Error, Result};
 use bytes::BytesMut;
-use futures::stream;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use futures::{stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
@@ -132,6 +132,64 @@ pub async fn run(mut cmd: Command, tool: &str) -> Result<String> {
         .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `cmd` with `input` written to its stdin, to completion. A failure of
+/// `input` itself (a chunk that did not authenticate) stops the tool and is
+/// returned as it is; the tool is killed when this future is dropped.
+///
+/// # Errors
+/// `input`'s error; [`Error::Source`] with the exit status and stderr when
+/// the tool fails.
+pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: ByteStream) -> Result<()> {
+    let start_error = |e: std::io::Error| {
+        Error::source_failed(
+            tool,
+            format!("cannot start {tool}: {e}; install the PostgreSQL client or set bin_dir"),
+        )
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(start_error)?;
+    let stderr = collect_stderr(child.stderr.take());
+    let mut stdin = child.stdin.take();
+    let mut fed = Ok(());
+    while let Some(item) = input.next().await {
+        match item {
+            Ok(piece) => {
+                // A write fails when the tool gave up early: its own error,
+                // from its exit status and stderr below, says why.
+                let Some(pipe) = stdin.as_mut() else { break };
+                if pipe.write_all(&piece).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                fed = Err(e);
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    if let Err(e) = fed {
+        let _ = child.kill().await;
+        return Err(e);
+    }
+    let status = child.wait().await.map_err(start_error)?;
+    let stderr = stderr.await.unwrap_or_default();
+    if !status.success() {
+        return Err(PgError::Tool {
+            tool: tool.to_owned(),
+            status: format!(" ({status})"),
+            stderr,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn collect_stderr(stderr: Option<impl AsyncRead + Unpin + Send + 'static>) -> JoinHandle<String> {

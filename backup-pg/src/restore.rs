@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::path::Path;
 
-use backup_core::{Error, Result};
+use backup_core::{ByteStream, Error, Result};
 use rand::Rng;
 
 use crate::conn::PgConn;
-use crate::process::run;
+use crate::process::{run, run_with_stdin};
 
 /// Options of `pg_restore`.
 #[derive(Debug, Clone, Default)]
@@ -99,12 +99,30 @@ pub async fn drop_database(admin: &PgConn, name: &str) -> Result<()> {
 /// # Errors
 /// [`Error::Source`] with pg_restore's stderr when it reports any error.
 pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) -> Result<()> {
+    let mut cmd = restore_command(target, options, options.jobs);
+    cmd.arg(dump);
+    run(cmd, &format!("pg_restore into {target}")).await.map(|_| ())
+}
+
+/// Runs a single-job `pg_restore` reading the dump from `dump` as it
+/// arrives, so downloading and decrypting overlap with restoring (a parallel
+/// restore needs the whole dump in a seekable file first).
+///
+/// # Errors
+/// `dump`'s own error (a chunk that did not authenticate) as it is;
+/// [`Error::Source`] with pg_restore's stderr when it reports any error.
+pub async fn pg_restore_stream(target: &PgConn, dump: ByteStream, options: &RestoreOptions) -> Result<()> {
+    let cmd = restore_command(target, options, 1);
+    run_with_stdin(cmd, &format!("pg_restore into {target}"), dump).await
+}
+
+fn restore_command(target: &PgConn, options: &RestoreOptions, jobs: usize) -> tokio::process::Command {
     let mut cmd = target.tool("pg_restore");
-    cmd.args(["--no-password", "--exit-on-error", "--single-transaction"]);
-    if options.jobs > 1 {
+    if jobs > 1 {
         // --single-transaction cannot go with -j: parallel restore commits per job.
-        cmd = target.tool("pg_restore");
-        cmd.args(["--no-password", "--exit-on-error", &format!("--jobs={}", options.jobs)]);
+        cmd.args(["--no-password", "--exit-on-error", &format!("--jobs={jobs}")]);
+    } else {
+        cmd.args(["--no-password", "--exit-on-error", "--single-transaction"]);
     }
     // With an owner the dump's owners are dropped: restoring them would need
     // membership of every one of them, which is what a superuser has.
@@ -117,8 +135,8 @@ pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) 
     if let Some(role) = options.set_role() {
         cmd.arg(format!("--role={role}"));
     }
-    cmd.arg(format!("--dbname={}", target.database)).arg(dump);
-    run(cmd, &format!("pg_restore into {target}")).await.map(|_| ())
+    cmd.arg(format!("--dbname={}", target.database));
+    cmd
 }
 
 /// A temporary database name next to `target`, within PostgreSQL's 63 bytes:

@@ -8,9 +8,11 @@ use std::time::Duration;
 use backup_core::catalog::RESTORED_MARK;
 use backup_core::lease::{self, MIRROR_LEASE};
 use backup_core::testing::test_keys;
-use backup_core::{list_backups, run_backup, BackupOptions, DynStore, Error, MemoryStore, Pick, ProfileRef};
+use backup_core::{list_backups, run_backup, BackupOptions, DynStore, Error, MemoryStore, Pick, ProfileRef, StoreExt};
 use backup_pg::testing::{Auth, TestCluster};
-use backup_pg::{mirror_backup, restore_database, DatabaseRestore, Mirror, MirrorConfig, PgConn, PgSource};
+use backup_pg::{
+    mirror_backup, restore_database, DatabaseRestore, Mirror, MirrorConfig, PgConn, PgSource, RestoreOptions,
+};
 
 fn conn(cluster: &TestCluster, db: &str) -> PgConn {
     PgConn::new("127.0.0.1", cluster.port, TestCluster::USER, db).with_bin_dir(cluster.bindir.clone())
@@ -104,6 +106,94 @@ async fn restore_database_creates_refuses_and_replaces() {
     .expect("replace");
     assert!(swap.is_some_and(|s| s.replaced));
     assert_eq!(cluster.psql("copy", CONTENT), cluster.psql("shop", CONTENT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_job_restore_streams_and_a_damaged_chunk_leaves_no_database() {
+    let Some((cluster, store)) = backed_up().await else {
+        return;
+    };
+    let keys = test_keys();
+    // Small chunks, so that pg_restore is mid-stream when the damage shows.
+    let source = PgSource::new(conn(&cluster, "shop"), Default::default());
+    let options = BackupOptions::new("shop", "db", "shop/db")
+        .with_chunk_size(4096)
+        .with_time(chrono::Utc::now() + chrono::Duration::seconds(1));
+    run_backup(&store, &source, keys.encryptor.clone(), &keys.signer, &options)
+        .await
+        .expect("backup in small chunks");
+    let listing = list_backups(&store, &profile(), &keys.trust).await.expect("list");
+    let entry = listing.pick(Pick::Newest).expect("newest");
+    let work = tempfile::tempdir().expect("work dir");
+    let admin = conn(&cluster, "postgres");
+    let single = || {
+        DatabaseRestore::new().with_pg_restore(RestoreOptions {
+            jobs: 1,
+            ..Default::default()
+        })
+    };
+
+    restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "streamed",
+        work.path(),
+        &single(),
+    )
+    .await
+    .expect("streamed restore");
+    assert_eq!(cluster.psql("streamed", CONTENT), cluster.psql("shop", CONTENT));
+    assert_eq!(
+        std::fs::read_dir(work.path()).expect("work dir").count(),
+        0,
+        "a streamed restore writes no dump file"
+    );
+
+    // The last chunk damaged: pg_restore has already read the first ones.
+    let last = entry.manifest.chunks.last().expect("a chunk");
+    assert!(entry.manifest.chunks.len() > 1, "the dump spans several chunks");
+    let key = entry.folder().chunk_key(&last.name).expect("chunk key");
+    let mut bytes = store.get_bytes(&key, 1 << 30).await.expect("read chunk").to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    store.put(&key, bytes.into()).await.expect("damage chunk");
+
+    let err = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "broken",
+        work.path(),
+        &single(),
+    )
+    .await
+    .expect_err("a damaged chunk fails the restore");
+    assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    assert_eq!(
+        cluster.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'broken'"),
+        "0",
+        "the half-restored database is dropped"
+    );
+    let replace = single().with_replace(true);
+    restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "streamed",
+        work.path(),
+        &replace,
+    )
+    .await
+    .expect_err("a damaged chunk fails the replacing restore");
+    assert_eq!(
+        cluster.psql("streamed", CONTENT),
+        cluster.psql("shop", CONTENT),
+        "the database is left as it was"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
