@@ -51,6 +51,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             signing,
         } => keygen::run(&home, &name, email.as_deref(), no_passphrase, signing).map(|_| ExitCode::SUCCESS),
         command => {
+            if matches!(
+                command,
+                Command::Backup { .. }
+                    | Command::Restore { .. }
+                    | Command::Verify { .. }
+                    | Command::Mirror { .. }
+                    | Command::Prune { .. }
+            ) {
+                // These clean up what they started before exiting (DESIGN §7).
+                crate::interrupt::install()?;
+            }
             let ws = Workspace::load(&home)?;
             match command {
                 Command::Backup {

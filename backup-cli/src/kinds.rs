@@ -132,9 +132,20 @@ pub async fn restore(
                 .with_replace(dest.replace)
                 .with_pg_restore(pg_options);
             let work_dir = profile.data_dir(ws);
-            backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options)
-                .await
-                .map_err(wiring::db_restore_hint)?;
+            let _dumps = crate::debris::use_dump_folder(ws, profile)?;
+            let admin = conn.with_database(&conn.maintenance_db);
+            // A database this run creates (not with --replace: that one
+            // builds a temporary copy) is dropped again when it is cancelled.
+            let created = if dest.replace || backup_pg::database_exists(&admin, db).await? {
+                None
+            } else {
+                Some(NewDatabase(Some((admin, db.clone()))))
+            };
+            let restored = backup_pg::restore_database(store, decryptor, entry, &conn, db, &work_dir, &options).await;
+            if let Some(mut created) = created {
+                created.0 = None; // ended on its own: dropped already on failure
+            }
+            restored.map_err(wiring::db_restore_hint)?;
             let mut lines = Vec::new();
             if entry.manifest.has_stream(backup_pg::GLOBALS_STREAM) {
                 lines.push(format!(
@@ -147,7 +158,10 @@ pub async fn restore(
             })
         }
         (Kind::Postgres, None) => {
-            let written = backup_pg::write_dump_files(store, decryptor, entry, &dir).await?;
+            let partials = crate::debris::NewPartialFiles::watch(&dir);
+            let written = backup_pg::write_dump_files(store, decryptor, entry, &dir).await;
+            partials.disarm();
+            let written = written?;
             let mut lines: Vec<String> = written.iter().map(|p| format!("wrote {}", p.display())).collect();
             if let Some(dump) = written.first() {
                 lines.push(format!("restore it with: pg_restore -d NEWDB {}", dump.display()));
@@ -156,6 +170,25 @@ pub async fn restore(
                 into: dir.display().to_string(),
                 lines,
             })
+        }
+    }
+}
+
+/// A database a cancelled `restore --to-db` created: dropped in the
+/// background (`backup_core::cleanup`), half-restored as it is.
+struct NewDatabase(Option<(backup_pg::PgConn, String)>);
+
+impl Drop for NewDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, db)) = self.0.take() {
+            backup_core::cleanup::defer(format!("drop the half-restored database {db}"), async move {
+                // Created meanwhile by this run only: it did not exist before.
+                if backup_pg::database_exists(&admin, &db).await.unwrap_or(false) {
+                    if let Err(e) = backup_pg::drop_database(&admin, &db).await {
+                        tracing::warn!(database = %db, error = %e.report(), "could not drop the half-restored database");
+                    }
+                }
+            });
         }
     }
 }

@@ -5,7 +5,9 @@
 
 mod cli;
 mod commands;
+mod debris;
 mod hints;
+mod interrupt;
 mod kinds;
 mod lock;
 mod monitoring;
@@ -37,7 +39,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An interruption was logged in one line already.
+            if interrupt::signal_of(&e).is_none() {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(report::exit_code(&e))
         }
     }

@@ -7,6 +7,9 @@ use crate::workspace::ConfigError;
 /// 2 for configuration, keys, arguments and damaged or missing backups;
 /// 1 for a run that failed on the way (DESIGN §4).
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(signal) = crate::interrupt::signal_of(error) {
+        return signal.exit_code();
+    }
     for cause in error.chain() {
         let core = cause
             .downcast_ref::<backup_core::Error>()

@@ -372,3 +372,39 @@ fn postgres_only_environment_leaves_files_profiles_alone() {
         "{said}"
     );
 }
+
+#[test]
+fn check_warns_when_the_restore_role_cannot_restore() {
+    let Some((pg, ws)) = setup() else { return };
+    source_only(&ws, &pg, "[restore]\nuser = \"weak\"\n");
+    let out = ws
+        .cmd(&["check", "myapp/db"])
+        .env("PGPASSWORD", "weak-pw")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    // Backups still work: a warning, not a failure.
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let line = said.lines().find(|l| l.contains("restore role")).unwrap_or_default();
+    assert!(
+        line.starts_with("WARN") && line.contains("ALTER ROLE \"weak\" CREATEDB"),
+        "{said}"
+    );
+
+    source_only(&ws, &pg, "[restore]\nuser = \"restore\"\nowner = \"myapp\"\n");
+    let out = ws
+        .cmd(&["check", "myapp/db"])
+        .env("PGPASSWORD", "restore-pw")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    let line = said.lines().find(|l| l.contains("restore role")).unwrap_or_default();
+    assert!(
+        line.starts_with("OK") && line.contains("may create databases"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("backupapps_check_"),
+        "the probe name is never created nor shown: {said}"
+    );
+}

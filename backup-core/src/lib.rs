@@ -4,6 +4,7 @@
 mod bigbuf;
 pub mod catalog;
 mod chunker;
+pub mod cleanup;
 mod encrypt;
 mod error;
 pub mod layout;

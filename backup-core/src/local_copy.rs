@@ -5,10 +5,14 @@
 //!   where the data may lie unencrypted; the file is readable by its owner only);
 //! - [`copy_backup_folder`]: a copy of the stored (encrypted, signed) backup
 //!   folder, restorable with stock gpg and zstd.
+//!
+//! Both write a `*.partial` first and rename it when complete. Cancelled
+//! (their future or the [`TeeSource`] dropped), they remove it at once.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -29,6 +33,7 @@ pub struct TeeSource {
     inner: Box<dyn Source>,
     partial: PathBuf,
     writer: Mutex<Option<JoinHandle<std::io::Result<()>>>>,
+    finished: AtomicBool,
 }
 
 impl TeeSource {
@@ -39,6 +44,7 @@ impl TeeSource {
             inner,
             partial: file.with_extension("partial"),
             writer: Mutex::new(None),
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -47,6 +53,12 @@ impl TeeSource {
     /// # Errors
     /// [`Error::Io`] when the copy could not be written; the backup itself is unaffected.
     pub async fn finish(&self, file: &Path, succeeded: bool) -> Result<()> {
+        let result = self.settle(file, succeeded).await;
+        self.finished.store(true, Ordering::SeqCst);
+        result
+    }
+
+    async fn settle(&self, file: &Path, succeeded: bool) -> Result<()> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         let written = match writer {
             Some(handle) => handle.await.map_err(std::io::Error::other).and_then(|r| r),
@@ -59,6 +71,17 @@ impl TeeSource {
         }
         let _ = tokio::fs::remove_file(&self.partial).await;
         written.map_err(|e| Error::io(&self.partial, e))
+    }
+}
+
+impl Drop for TeeSource {
+    /// A backup cancelled before [`TeeSource::finish`] leaves no plaintext
+    /// behind. The writer thread may still hold the file open: unlinking it
+    /// is enough, it ends when the dropped stream closes its channel.
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 
@@ -131,6 +154,7 @@ pub async fn copy_backup_folder(store: &DynStore, entry: &CatalogEntry, dir: &Pa
     let latest = dir.join("latest");
     let _ = tokio::fs::remove_dir_all(&partial).await;
     create_private_dirs(&partial)?;
+    let _unfinished = RemoveDirOnDrop(partial.clone());
     let folder = entry.folder();
     let mut objects = Vec::new();
     for chunk in &entry.manifest.chunks {
@@ -166,6 +190,16 @@ pub async fn copy_backup_folder(store: &DynStore, entry: &CatalogEntry, dir: &Pa
     tokio::fs::rename(&partial, &latest)
         .await
         .map_err(|e| Error::io(&latest, e))
+}
+
+/// Removes a folder when dropped: `latest.partial` of a copy that failed or
+/// was cancelled (after the rename there is nothing left to remove).
+struct RemoveDirOnDrop(PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Creates `dir` and any missing parents readable by their owner only (0700):

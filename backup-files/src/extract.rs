@@ -5,6 +5,8 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use backup_core::{ByteStream, Error, Result};
 use rand::Rng;
@@ -16,8 +18,11 @@ use crate::nofollow::{Owner, Tree};
 use crate::options::ExtractOptions;
 use crate::pax;
 use crate::pipe::StreamReader;
+use crate::staging::{self, CancelAware, WorkerGuard};
 
 /// Restores a backup's tar stream into `target` (see [`extract_archive`]).
+/// Cancel-safe: dropped, it stops the download, and the extraction worker
+/// removes the staging folder (awaited by [`backup_core::cleanup::finish`]).
 ///
 /// # Errors
 /// As [`extract_archive`]; a failure of the stream itself (a chunk that did not
@@ -29,13 +34,29 @@ pub async fn restore_to_dir(
     options: &ExtractOptions,
 ) -> Result<ArchiveSummary> {
     options.check()?;
-    let reader = StreamReader::new(stream);
+    let (download, registration) = futures::stream::AbortHandle::new_pair();
+    let reader = StreamReader::new(Box::pin(futures::stream::Abortable::new(stream, registration)));
     let failure = reader.failure();
-    let (target, label, options) = (target.to_owned(), label.to_owned(), options.clone());
-    let result = tokio::task::spawn_blocking(move || extract_archive(reader, &target, &label, &options))
-        .await
-        .map_err(|e| Error::resources("extraction worker", e))?;
-    result.map_err(|e| failure.take().unwrap_or(e))
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let reader = CancelAware {
+        inner: reader,
+        cancelled: cancelled.clone(),
+    };
+    let (dir, label, options) = (target.to_owned(), label.to_owned(), options.clone());
+    let worker = tokio::task::spawn_blocking(move || extract_archive(reader, &dir, &label, &options));
+    let mut guard = WorkerGuard {
+        cancelled,
+        download,
+        worker: Some(worker),
+        target: target.display().to_string(),
+    };
+    let result = match guard.worker.as_mut() {
+        Some(worker) => worker.await.map_err(|e| Error::resources("extraction worker", e)),
+        None => Err(Error::resources("extraction worker", "not started")),
+    };
+    // Finished: nothing left for the guard to cancel.
+    guard.worker = None;
+    result?.map_err(|e| failure.take().unwrap_or(e))
 }
 
 /// Reads a backup's tar stream to its end and checks its structure (see
@@ -94,7 +115,8 @@ pub fn check_archive(reader: impl Read, label: &str) -> Result<ArchiveSummary> {
 /// Extracts an archive into `target`: first into a private staging folder
 /// inside it, then — once the whole stream was read and so every chunk
 /// authenticated — moves the entries into place. On any error the staging
-/// folder is removed and `target` is left as it was.
+/// folder is removed and `target` is left as it was. Staging folders that a
+/// killed restore left in `target` are removed first (and logged).
 ///
 /// Nothing is ever written through or onto a symlink: every folder is
 /// opened without following links, files are created exclusively, and modes,
@@ -117,7 +139,8 @@ pub fn extract_archive(
     options.check()?;
     let created_target = fs::symlink_metadata(target).is_err();
     fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    let name = format!(".backupapps-restore-{:08x}", rand::thread_rng().gen::<u32>());
+    staging::remove_stale(target);
+    let name = format!("{}{:08x}", staging::PREFIX, rand::thread_rng().gen::<u32>());
     let staging = target.join(&name);
     let result = open_staging(target, &name, &staging).and_then(|(target_dir, staging_dir)| {
         let mut tree = Tree::new(staging_dir, staging.clone());
@@ -153,6 +176,8 @@ fn open_staging(target: &Path, name: &str, staging: &Path) -> Result<(OwnedFd, O
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let staging_dir =
         rustix::fs::openat(&target_dir, name, flags, Mode::empty()).map_err(|e| Error::io(staging, e.into()))?;
+    // Held until the staging folder is closed: not stale while in use.
+    staging::lock(&staging_dir).map_err(|e| Error::io(staging, e))?;
     Ok((target_dir, staging_dir))
 }
 

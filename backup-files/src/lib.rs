@@ -10,6 +10,7 @@ mod pax;
 mod pipe;
 mod restore;
 mod source;
+mod staging;
 #[cfg(feature = "testing")]
 pub mod testing;
 

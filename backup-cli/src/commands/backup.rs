@@ -13,7 +13,7 @@ use crate::output::{human_size, parse_time};
 use crate::progress::Progress;
 use crate::settings::LocalCopy;
 use crate::workspace::{Profile, Workspace};
-use crate::{kinds, wiring};
+use crate::{interrupt, kinds, wiring};
 
 /// Backs up each selected profile, continuing past failures, then prunes each
 /// one whose backup succeeded.
@@ -40,10 +40,13 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                 continue;
             }
         };
+        // A killed earlier run's plaintext copy goes before anything else.
+        crate::debris::remove_partial_copies(ws, profile);
         let monitoring = &profile.settings.monitoring;
         monitoring::ping(monitoring, &target, Ping::Start, "").await;
         let progress = Progress::start(&format!("{target}: backing up"));
-        let result = backup_profile(ws, profile, time, Some(progress.counter.clone())).await;
+        let work = backup_profile(ws, profile, time, Some(progress.counter.clone()));
+        let result = interrupt::cancellable(&format!("backup of {target}"), work).await;
         progress.finish();
         let seconds = started.elapsed().as_secs_f64();
         match &result {
@@ -73,6 +76,10 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                 );
                 monitoring::ping(monitoring, &target, Ping::Success, &summary).await;
             }
+            // Logged already; reported to monitoring below, then the run stops.
+            Err(e) if interrupt::signal_of(e).is_some() => {
+                monitoring::ping(monitoring, &target, Ping::Fail, &e.to_string()).await;
+            }
             Err(e) => {
                 codes.push(crate::report::failure(&target, "backup", e));
                 tracing::error!(target_profile = %target, seconds, error = %format!("{e:#}"), "backup failed");
@@ -91,11 +98,18 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                 tracing::warn!(error = %format!("{e:#}"), "could not write the metrics file");
             }
         }
-        if result.is_ok() && !no_prune {
+        if let Err(e) = result {
+            if interrupt::signal_of(&e).is_some() {
+                return Err(e);
+            }
+        } else if !no_prune {
             // A backup that succeeded stays a success even if cleaning up
             // old ones fails; the failure still shows in the exit status.
-            if let Err(e) = super::prune::prune_profile(ws, profile, false).await {
-                codes.push(crate::report::failure(&target, "prune", &e));
+            let prune = super::prune::prune_profile(ws, profile, false);
+            match interrupt::cancellable(&format!("prune of {target}"), prune).await {
+                Err(e) if interrupt::signal_of(&e).is_some() => return Err(e),
+                Err(e) => codes.push(crate::report::failure(&target, "prune", &e)),
+                Ok(_) => {}
             }
         }
     }

@@ -25,6 +25,15 @@ impl Report {
         self.items
             .push(json!({"target": target, "check": check, "ok": ok, "detail": detail}));
     }
+
+    /// A check whose failure does not stop runs (the exit status stays 0):
+    /// `ok` false with `"warning": true`, shown as WARN.
+    fn warn(&mut self, target: &str, check: &str, result: Result<String>) {
+        self.add(target, check, result);
+        if let Some(item) = self.items.last_mut().filter(|i| i["ok"] == false) {
+            item["warning"] = json!(true);
+        }
+    }
 }
 
 /// Runs every check of each selected profile; exit status 2 when any failed.
@@ -41,12 +50,20 @@ pub async fn run(ws: &Workspace, targets: &[String], json_output: bool) -> Resul
     for profile in ws.select(targets)? {
         check_profile(ws, profile, &mut report).await;
     }
-    let failed = report.items.iter().filter(|i| i["ok"] == false).count();
+    let failed = report
+        .items
+        .iter()
+        .filter(|i| i["ok"] == false && i["warning"] != true)
+        .count();
     if json_output {
         println!("{}", serde_json::to_string_pretty(&Value::Array(report.items))?);
     } else {
         for item in &report.items {
-            let mark = if item["ok"] == true { "OK  " } else { "FAIL" };
+            let mark = match (item["ok"] == true, item["warning"] == true) {
+                (true, _) => "OK  ",
+                (false, true) => "WARN",
+                (false, false) => "FAIL",
+            };
             println!(
                 "{mark} {:<20} {:<18} {}",
                 item["target"].as_str().unwrap_or_default(),
@@ -170,6 +187,7 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                 }
                 .await,
             );
+            report.warn(&target, "restore role", restore_rights(ws, profile).await);
             if s.mirror.is_some() {
                 report.add(
                     &target,
@@ -197,6 +215,24 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
             }
         }
     }
+}
+
+/// Whether `restore --to-db` with the profile's `[restore]` settings could
+/// create and fill a new database: probed with a name that does not exist.
+/// Backups work without it, hence a warning.
+async fn restore_rights(ws: &Workspace, profile: &Profile) -> Result<String> {
+    let (conn, options) = wiring::restore_conn(ws, profile, &Default::default())?;
+    let admin = conn.with_database(&conn.maintenance_db);
+    let probe = format!("backupapps_check_{:08x}", rand::random::<u32>());
+    backup_pg::check_restore_rights(&admin, &probe, &options, false)
+        .await
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "restore --to-db as {} would fail (or set another role in [restore] user)",
+                admin.user
+            ))
+        })?;
+    Ok(format!("{admin} may create databases and restore as configured"))
 }
 
 /// Secret keys and password files readable by group or others are a FAIL

@@ -26,8 +26,11 @@ pub async fn run(ws: &Workspace, targets: &[String], backup: Option<&str>, dry_r
     }
     let mut codes = Vec::new();
     for profile in profiles {
-        if let Err(e) = mirror_profile(ws, profile, backup, dry_run).await {
-            codes.push(crate::report::failure(&profile.target(), "mirror", &e));
+        let what = format!("mirror of {}", profile.target());
+        match crate::interrupt::cancellable(&what, mirror_profile(ws, profile, backup, dry_run)).await {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
+            Err(e) => codes.push(crate::report::failure(&profile.target(), "mirror", &e)),
+            Ok(()) => {}
         }
     }
     Ok(crate::report::worst(&codes))
@@ -70,6 +73,7 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         println!("  swap it in as {} and {previous}", test.database);
         return Ok(());
     }
+    let _dumps = crate::debris::use_dump_folder(ws, profile)?;
     let profile_ref = profile.profile_ref();
     let work_dir = profile.data_dir(ws);
     let mirror = Mirror {

@@ -28,7 +28,9 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
             codes.push(crate::report::failure(&profile.target(), "prune", &e));
             continue;
         }
-        match prune_profile(ws, profile, dry_run).await {
+        let what = format!("prune of {}", profile.target());
+        match crate::interrupt::cancellable(&what, prune_profile(ws, profile, dry_run)).await {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
             Ok(plan) => {
                 if !json {
                     print_plan(&plan, dry_run);

@@ -19,8 +19,19 @@ use crate::workspace::Workspace;
 /// # Errors
 /// Unknown target or backup, an untrusted backup, a missing secret key,
 /// integrity failures, a target that would be overwritten; the target is
-/// left as it was.
+/// left as it was, also when a signal stops the restore.
 pub async fn run(
+    ws: &Workspace,
+    target: &str,
+    id: Option<&str>,
+    at: Option<&str>,
+    dest: Destination,
+) -> Result<ExitCode> {
+    let what = format!("restore of {target}");
+    crate::interrupt::cancellable(&what, restore(ws, target, id, at, dest)).await
+}
+
+async fn restore(
     ws: &Workspace,
     target: &str,
     id: Option<&str>,

@@ -25,8 +25,11 @@ pub async fn run(ws: &Workspace, targets: &[String], all: bool) -> Result<ExitCo
     let mut codes = Vec::new();
     for profile in ws.select(targets)? {
         let target = profile.target();
-        if let Err(e) = verify_profile(ws, profile, all, &mut codes).await {
-            codes.push(crate::report::failure(&target, "verify", &e));
+        let work = verify_profile(ws, profile, all, &mut codes);
+        match crate::interrupt::cancellable(&format!("verify of {target}"), work).await {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
+            Err(e) => codes.push(crate::report::failure(&target, "verify", &e)),
+            Ok(()) => {}
         }
     }
     Ok(crate::report::worst(&codes))
