@@ -122,6 +122,8 @@ pub async fn restore_to_file(
     }
     let partial = partial_path(path);
     let mut file = create_private(&partial).await?;
+    // Dropped before the end (a signal), the plaintext is removed all the same.
+    let _remove = RemoveOnDrop(&partial);
     let result = async {
         let n = restore_to_writer(store, decryptor, entry, stream_name, &mut file, &partial).await?;
         if durable {
@@ -139,10 +141,16 @@ pub async fn restore_to_file(
         Ok(n)
     }
     .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&partial).await;
-    }
     result
+}
+
+/// Removes a file when dropped, whether it is still there or not.
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 /// `x.partial` beside `x`.

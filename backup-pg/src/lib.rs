@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod error;
 mod from_store;
+mod leftovers;
 mod mirror;
 mod process;
 mod restore;

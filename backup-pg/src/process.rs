@@ -110,9 +110,11 @@ pub fn stdout_stream(mut cmd: Command, tool: &str) -> Result<ByteStream> {
 /// # Errors
 /// [`Error::Source`] with the exit status and stderr when it fails.
 pub async fn run(mut cmd: Command, tool: &str) -> Result<String> {
+    // Cancelled (a signal), the tool is stopped too rather than left running.
     let out = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| {

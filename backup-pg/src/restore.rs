@@ -8,6 +8,7 @@ use backup_core::{ByteStream, Error, Result};
 use rand::Rng;
 
 use crate::conn::PgConn;
+use crate::leftovers::DropCopiesIfCancelled;
 use crate::process::{run, run_with_stdin};
 
 /// Options of `pg_restore`.
@@ -197,13 +198,18 @@ where
 {
     drop_leftovers(admin, target).await?;
     let temp = temporary_name(target, "new");
+    // Cancelled anywhere until the swap — creating the copy included — the
+    // copies are dropped in the background.
+    let guard = DropCopiesIfCancelled(Some((admin.clone(), target.to_owned())));
     create_database(admin, &temp, owner).await?;
     if let Err(e) = fill(temp.clone()).await {
         if let Err(cleanup) = drop_database(admin, &temp).await {
             tracing::warn!(database = %temp, error = %cleanup, "could not drop the temporary database");
         }
+        guard.disarm();
         return Err(e);
     }
+    guard.disarm();
     let result = swap_in(admin, target, &temp, keep_previous).await;
     if result.is_err() {
         let _ = drop_database(admin, &temp).await;
@@ -225,7 +231,7 @@ async fn drop_leftovers(admin: &PgConn, target: &str) -> Result<()> {
         .map_err(|e| Error::source_failed(admin.to_string(), crate::error::describe(&e)))?;
     for row in rows {
         let name: &str = row.get(0);
-        tracing::info!(database = name, "dropping a temporary copy left by an interrupted run");
+        tracing::warn!(database = name, "dropping a temporary copy left by an interrupted run");
         drop_database(admin, name).await?;
     }
     Ok(())
