@@ -68,4 +68,3 @@ async fn drop_copies(admin: &PgConn, prefix: &str) -> Result<()> {
     }
     Ok(())
 }
-
