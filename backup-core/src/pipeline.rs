@@ -225,6 +225,11 @@ async fn store_chunks(
         seen.push(name);
     }
     let mut records = Vec::new();
+    // Sealing takes a core; storing mostly waits (fsync, the network). With a
+    // chunk or two more in flight than sealers, a worker never idles while its
+    // last chunk is being stored.
+    let sealers = Arc::new(tokio::sync::Semaphore::new(options.parallelism.max(1)));
+    let in_flight = options.parallelism.max(1) + options.parallelism.max(1).div_ceil(2);
     for (stream_name, data) in output.streams {
         let sealed = read_ahead(rechunk(data, options.chunk_size))
             .enumerate()
@@ -236,14 +241,24 @@ async fn store_chunks(
                 let stream = stream_name.clone();
                 let level = options.zstd_level;
                 let progress = options.progress.clone();
+                let sealers = Arc::clone(&sealers);
                 async move {
                     let key = key?;
                     let plain = piece?;
                     let plaintext_size = plain.len() as u64;
                     let label = key.clone();
-                    let (sealed, sha256) = tokio::task::spawn_blocking(move || seal(&label, plain, level, &*encryptor))
+                    // The semaphore is never closed.
+                    let permit = sealers
+                        .acquire_owned()
                         .await
-                        .map_err(|e| Error::worker("chunk encryption", e))??;
+                        .map_err(|e| Error::resources("chunk encryption", e))?;
+                    let (sealed, sha256) = tokio::task::spawn_blocking(move || {
+                        let sealed = seal(&label, plain, level, &*encryptor);
+                        drop(permit);
+                        sealed
+                    })
+                    .await
+                    .map_err(|e| Error::worker("chunk encryption", e))??;
                     let size = sealed.len() as u64;
                     store.put(&key, sealed).await?;
                     if let Some(progress) = progress {
@@ -259,7 +274,7 @@ async fn store_chunks(
                     })
                 }
             })
-            .buffered(options.parallelism.max(1));
+            .buffered(in_flight);
         let mut part: Vec<ChunkRecord> = sealed.try_collect().await?;
         records.append(&mut part);
     }

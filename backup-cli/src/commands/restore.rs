@@ -54,7 +54,7 @@ async fn restore(
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;
     let trust = wiring::trust(ws, s)?;
-    let decryptor = wiring::decryptor(ws, s)?;
+    let decryptor = wiring::decryptor_soon(ws, s)?;
     let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
     let pick = match (id, at) {
         (Some(id), _) => Pick::Id(id),
@@ -79,6 +79,7 @@ async fn restore(
             crate::private::create_dirs(parent)?;
         }
     }
+    let decryptor = decryptor.await?;
     let restored = kinds::restore(ws, profile, &store, decryptor, entry, &dest, &default_dir).await?;
     println!(
         "{}: restored backup {} ({}) into {}",
