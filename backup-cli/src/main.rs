@@ -17,6 +17,7 @@ mod progress;
 mod report;
 mod settings;
 mod templates;
+mod unlocking;
 mod validate;
 mod wiring;
 mod workspace;

@@ -88,20 +88,17 @@ pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn D
     ))
 }
 
-/// As [`decryptor`], with the unlocking on a worker thread while the caller
-/// goes on (listing the store): a gpg-made key's S2K is slow on purpose, a
-/// fifth of a second of SHA-1. Settings errors still come at once.
-pub fn decryptor_soon(
-    ws: &Workspace,
-    settings: &ProfileSettings,
-) -> Result<impl std::future::Future<Output = Result<Arc<dyn Decryptor>>>> {
+/// As [`decryptor`], with the key unlocked on its own thread while the run
+/// goes on (see [`crate::unlocking`]). Settings errors still come at once; a
+/// wrong passphrase with the first chunk, before any plaintext exists.
+pub fn decryptor_soon(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
     let Some(secret) = settings
         .encryption
         .secret_key
         .as_ref()
         .and_then(|k| k.paths().into_iter().next())
     else {
-        return decryptor(ws, settings).map(|d| futures::future::Either::Left(futures::future::ready(Ok(d))));
+        return decryptor(ws, settings);
     };
     let path = ws.path(&secret);
     crate::private::require_private(&path, "[encryption] secret_key")?;
@@ -111,11 +108,7 @@ pub fn decryptor_soon(
         settings.encryption.passphrase_file.as_deref(),
         "passphrase_file",
     )?;
-    let unlock = tokio::task::spawn_blocking(move || PgpDecryptor::from_file(&path, &passphrase));
-    Ok(futures::future::Either::Right(async move {
-        let decryptor = unlock.await.context("secret key worker")?.map_err(key_hint)?;
-        Ok(Arc::new(decryptor) as Arc<dyn Decryptor>)
-    }))
+    Ok(Arc::new(crate::unlocking::Unlocking::start(path, passphrase)))
 }
 
 /// Whether a secret key is configured (for `verify`: full or checksums only).

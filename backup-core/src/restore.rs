@@ -238,6 +238,8 @@ fn open_chunk(
             recipients: recipients.to_vec(),
             have,
         },
+        // A key that cannot be unlocked is the key's fault, not the chunk's.
+        e @ (Error::WrongPassphrase { .. } | Error::Key { .. }) => e,
         other => integrity(other.to_string()),
     })?;
     drop(sealed);

@@ -73,7 +73,8 @@ pub struct RestoreConfig {
     /// `owner`. Without `owner`, the database is created owned by it and the
     /// dump's owners are kept (unless `no_owner`).
     pub role: Option<String>,
-    /// Parallel pg_restore jobs (default: cores).
+    /// pg_restore jobs. 1 (the default) streams the dump into one pg_restore
+    /// as it downloads; more go through a private file and `pg_restore -j`.
     pub jobs: Option<usize>,
 }
 
@@ -144,7 +145,7 @@ impl RestoreConfig {
     /// The pg_restore options these keys ask for.
     pub fn options(&self) -> crate::RestoreOptions {
         crate::RestoreOptions {
-            jobs: self.jobs.unwrap_or_else(backup_core::default_parallelism),
+            jobs: self.jobs.unwrap_or(1),
             no_owner: self.no_owner,
             no_privileges: false,
             role: self.role.clone(),

@@ -79,7 +79,6 @@ async fn restore(
             crate::private::create_dirs(parent)?;
         }
     }
-    let decryptor = decryptor.await?;
     let restored = kinds::restore(ws, profile, &store, decryptor, entry, &dest, &default_dir).await?;
     println!(
         "{}: restored backup {} ({}) into {}",
