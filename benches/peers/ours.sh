@@ -1,6 +1,6 @@
 #!/bin/bash
 # ours.sh — backupapps inside the peers harness (run.sh --extra-cmd / --extra-db-cmd).
-#   ours.sh files-backup | files-restore | db-backup | db-restore | db-restore-stream
+#   ours.sh files-backup | files-restore | db-backup | db-restore | db-restore-j2
 # Uses the harness env (DATA OUT RESTORE SCRATCH GNUPGHOME GPG_KEY PASSPHRASE; PG* DB RESTORE_DB).
 # PREP (untimed) makes the workspace beside OUT ($OUT.ws, not counted); the store is
 # file://$OUT/store (counted); the restore step reads the store the backup step wrote.
@@ -36,7 +36,7 @@ case "$1" in
   files-restore) exec "$B" --home "$W" -q restore b/f --to "$RESTORE";;
   db-backup) exec "$B" --home "$W" -q backup b/d --no-prune;;
   db-restore) exec "$B" --home "$W" -q restore b/d --to-db "$RESTORE_DB" --replace;;
-  # One pg_restore job reading the dump as it downloads (no file, no -j).
-  db-restore-stream) BACKUPAPPS_RESTORE__JOBS=1 exec "$B" --home "$W" -q restore b/d --to-db "$RESTORE_DB" --replace;;
-  *) echo "usage: $0 files-prep|files-backup|files-restore|db-prep|db-backup|db-restore|db-restore-stream" >&2; exit 2;;
+  # Download to a private file first, then pg_restore -j 2 (default: one job, streamed).
+  db-restore-j2) BACKUPAPPS_RESTORE__JOBS=2 exec "$B" --home "$W" -q restore b/d --to-db "$RESTORE_DB" --replace;;
+  *) echo "usage: $0 files-prep|files-backup|files-restore|db-prep|db-backup|db-restore|db-restore-j2" >&2; exit 2;;
 esac
