@@ -28,7 +28,7 @@ pub(crate) fn rechunk(input: ByteStream, chunk_size: usize) -> BoxStream<'static
             }
             if !st.pending.is_empty() {
                 if st.buf.is_empty() {
-                    match BigBuf::with_capacity(chunk_size) {
+                    match BigBuf::with_capacity(crate::pipeline::chunk_buffer_capacity(chunk_size)) {
                         Ok(buf) => st.buf = buf,
                         Err(e) => return Some((Err(memory_error(e)), finish(st))),
                     }

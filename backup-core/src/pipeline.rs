@@ -319,13 +319,21 @@ pub(crate) fn seal(key: &str, plain: Bytes, zstd_level: i32, encryptor: &dyn Enc
     let compressed = compress(key, &plain, zstd_level)?;
     drop(plain);
     // Room for the OpenPGP framing, so the buffer never doubles (and copies).
-    let mut sealed = BigBuf::with_capacity(compressed.len() + compressed.len() / 64 + 4096)
+    let mut sealed = BigBuf::with_capacity(chunk_buffer_capacity(compressed.len()))
         .map_err(|e| Error::resources(format!("buffer for {key}"), e))?;
     encryptor.encrypt(&mut compressed.as_slice(), &mut sealed)?;
     drop(compressed);
     let sealed = sealed.freeze();
     let sha256 = hex::encode(Sha256::digest(&sealed));
     Ok((sealed, sha256))
+}
+
+/// Room for `plain` bytes after compression (an incompressible chunk grows a
+/// little) and OpenPGP framing. Every buffer of a chunk — its plaintext, its
+/// zstd frame, its sealed message — asks for this much, so that they all can
+/// take each other's idle memory maps (only pages written cost memory).
+pub(crate) fn chunk_buffer_capacity(plain: usize) -> usize {
+    zstd::zstd_safe::compress_bound(plain) + plain / 64 + 4096
 }
 
 thread_local! {
@@ -342,7 +350,7 @@ fn compress(key: &str, plain: &[u8], level: i32) -> Result<BigBuf> {
         key: key.to_owned(),
         source,
     };
-    let mut out = BigBuf::with_capacity(zstd::zstd_safe::compress_bound(plain.len()))
+    let mut out = BigBuf::with_capacity(chunk_buffer_capacity(plain.len()))
         .map_err(|e| Error::resources(format!("buffer for {key}"), e))?;
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();

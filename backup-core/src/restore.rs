@@ -173,7 +173,7 @@ async fn create_private(path: &Path) -> Result<tokio::fs::File> {
 /// # Errors
 /// [`Error::Integrity`] when the chunk is missing or differs from the manifest.
 pub async fn fetch_checked(store: &DynStore, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
-    let sealed = read_sized(&**store, key, chunk.size).await.map_err(|e| match e {
+    let sealed = read_sized(&**store, key, chunk).await.map_err(|e| match e {
         Error::NotFound { key } => Error::Integrity {
             key,
             reason: "chunk listed in the manifest is missing from the store".into(),
@@ -192,10 +192,11 @@ pub async fn fetch_checked(store: &DynStore, key: &str, chunk: &ChunkRecord) -> 
 
 /// Reads an object into a buffer sized from the manifest; reading stops as
 /// soon as the object turns out longer.
-async fn read_sized(store: &dyn Store, key: &str, size: u64) -> Result<Bytes> {
+async fn read_sized(store: &dyn Store, key: &str, chunk: &ChunkRecord) -> Result<Bytes> {
+    let size = chunk.size;
     let mut stream = store.get(key).await?;
     let capacity = usize::try_from(size).map_err(|e| Error::resources(key, e))?;
-    let mut buf = BigBuf::with_capacity(capacity).map_err(|e| Error::resources(key, e))?;
+    let mut buf = BigBuf::with_capacity(capacity.max(map_size(chunk))).map_err(|e| Error::resources(key, e))?;
     while let Some(piece) = stream.try_next().await? {
         if (buf.len() + piece.len()) as u64 > size {
             return Err(Error::Integrity {
@@ -212,6 +213,13 @@ async fn read_sized(store: &dyn Store, key: &str, size: u64) -> Result<Bytes> {
         });
     }
     Ok(buf.freeze())
+}
+
+/// The size every buffer of a chunk asks for (see
+/// [`crate::pipeline::chunk_buffer_capacity`]): the same for its sealed,
+/// compressed and plain bytes, so each can reuse the others' idle maps.
+fn map_size(chunk: &ChunkRecord) -> usize {
+    usize::try_from(chunk.plaintext_size).map_or(0, crate::pipeline::chunk_buffer_capacity)
 }
 
 thread_local! {
@@ -231,7 +239,8 @@ fn open_chunk(
         reason,
     };
     // The compressed frame is never larger than the message that carries it.
-    let mut compressed = BigBuf::with_capacity(sealed.len()).map_err(|e| Error::resources(key, e))?;
+    let mut compressed =
+        BigBuf::with_capacity(sealed.len().max(map_size(chunk))).map_err(|e| Error::resources(key, e))?;
     decryptor.decrypt(&sealed, &mut compressed).map_err(|e| match e {
         Error::WrongKey { have, .. } => Error::WrongKey {
             key: key.to_owned(),
@@ -247,7 +256,7 @@ fn open_chunk(
     // announces: zstd stops with an error rather than write past it, so a
     // small chunk cannot expand into gigabytes (a zstd bomb).
     let limit = usize::try_from(chunk.plaintext_size).map_err(|e| Error::resources(key, e))?;
-    let mut plain = BigBuf::with_capacity(limit).map_err(|e| Error::resources(key, e))?;
+    let mut plain = BigBuf::with_capacity(limit.max(map_size(chunk))).map_err(|e| Error::resources(key, e))?;
     let written = DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
