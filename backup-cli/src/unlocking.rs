@@ -21,8 +21,15 @@ pub struct Unlocking {
 enum State {
     Pending(JoinHandle<Result<PgpDecryptor>>),
     Ready(Arc<PgpDecryptor>),
-    /// The error went to the first chunk; the others are told it failed.
-    Failed,
+    /// Why unlocking failed, kept to give every chunk the same error: the
+    /// workers race, and whichever chunk comes first in order is reported.
+    Failed(Failure),
+}
+
+#[derive(Clone)]
+enum Failure {
+    WrongPassphrase,
+    Key(String),
 }
 
 impl std::fmt::Debug for Unlocking {
@@ -47,31 +54,68 @@ impl Unlocking {
     /// The unlocked key, waiting for it the first time.
     fn key(&self) -> Result<Arc<PgpDecryptor>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let pending = match std::mem::replace(&mut *state, State::Failed) {
-            State::Ready(key) => {
-                *state = State::Ready(Arc::clone(&key));
-                return Ok(key);
+        let failure = match &*state {
+            State::Ready(key) => return Ok(Arc::clone(key)),
+            State::Failed(failure) => failure.clone(),
+            State::Pending(_) => {
+                let State::Pending(thread) = std::mem::replace(&mut *state, State::Failed(Failure::WrongPassphrase))
+                else {
+                    unreachable!("matched just above")
+                };
+                match thread.join() {
+                    Ok(Ok(key)) => {
+                        let key = Arc::new(key);
+                        *state = State::Ready(Arc::clone(&key));
+                        return Ok(key);
+                    }
+                    Ok(Err(Error::WrongPassphrase { .. })) => Failure::WrongPassphrase,
+                    Ok(Err(Error::Key { reason, .. })) => Failure::Key(reason),
+                    Ok(Err(other)) => Failure::Key(other.report()),
+                    Err(_) => Failure::Key("the thread unlocking it panicked".into()),
+                }
             }
-            State::Failed => {
-                return Err(Error::Key {
-                    path: self.path.clone(),
-                    reason: "could not be unlocked (see the first error)".into(),
-                })
-            }
-            State::Pending(thread) => thread,
         };
-        let key = pending.join().map_err(|_| Error::Key {
-            path: self.path.clone(),
-            reason: "the thread unlocking it panicked".into(),
-        })??;
-        let key = Arc::new(key);
-        *state = State::Ready(Arc::clone(&key));
-        Ok(key)
+        *state = State::Failed(failure.clone());
+        Err(match failure {
+            Failure::WrongPassphrase => Error::WrongPassphrase {
+                path: self.path.clone(),
+            },
+            Failure::Key(reason) => Error::Key {
+                path: self.path.clone(),
+                reason,
+            },
+        })
     }
 }
 
 impl Decryptor for Unlocking {
     fn decrypt(&self, message: &[u8], out: &mut dyn std::io::Write) -> Result<()> {
         self.key()?.decrypt(message, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chunk_hears_the_same_wrong_passphrase() {
+        let key = backup_core::generate_key("T <t@example.org>", Some("right")).expect("key");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("k.sec.asc");
+        std::fs::write(&path, key.secret_armored).expect("write key");
+        let unlocking = Arc::new(Unlocking::start(path, "wrong".into()));
+        // Workers decrypting chunks in parallel race for the key: whichever
+        // chunk comes first must say what went wrong, not "see above".
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let u = Arc::clone(&unlocking);
+                std::thread::spawn(move || u.decrypt(b"not a message", &mut Vec::new()))
+            })
+            .collect();
+        for worker in workers {
+            let err = worker.join().expect("worker").expect_err("wrong passphrase");
+            assert!(matches!(err, Error::WrongPassphrase { .. }), "{err}");
+        }
     }
 }
