@@ -143,9 +143,10 @@ pub async fn restore_database(
 /// is downloaded and decrypted, so the two overlap. Either way each chunk is
 /// authenticated before pg_restore sees any of it, and the restore goes into
 /// a database made for it, dropped again when anything fails.
-enum DumpFeed<'a> {
+pub(crate) enum DumpFeed<'a> {
     File {
-        _dir: tempfile::TempDir,
+        /// The private folder of a downloaded dump, removed when dropped.
+        _dir: Option<tempfile::TempDir>,
         dump: PathBuf,
     },
     Stream {
@@ -156,7 +157,15 @@ enum DumpFeed<'a> {
 }
 
 impl<'a> DumpFeed<'a> {
-    async fn prepare(
+    /// A dump file the caller owns.
+    pub(crate) fn from_file(dump: &Path) -> Self {
+        DumpFeed::File {
+            _dir: None,
+            dump: dump.to_owned(),
+        }
+    }
+
+    pub(crate) async fn prepare(
         store: &'a DynStore,
         decryptor: Arc<dyn Decryptor>,
         entry: &'a CatalogEntry,
@@ -165,7 +174,7 @@ impl<'a> DumpFeed<'a> {
     ) -> Result<Self> {
         if options.jobs > 1 {
             let (dir, dump) = download_dump(store, decryptor, entry, work_dir).await?;
-            return Ok(DumpFeed::File { _dir: dir, dump });
+            return Ok(DumpFeed::File { _dir: Some(dir), dump });
         }
         Ok(DumpFeed::Stream {
             store,
@@ -174,7 +183,7 @@ impl<'a> DumpFeed<'a> {
         })
     }
 
-    async fn restore_into(&self, target: &PgConn, options: &RestoreOptions) -> Result<()> {
+    pub(crate) async fn restore_into(&self, target: &PgConn, options: &RestoreOptions) -> Result<()> {
         match self {
             DumpFeed::File { dump, .. } => pg_restore(target, dump, options).await,
             DumpFeed::Stream {

@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use crate::config::PgConfig;
 use crate::conn::PgConn;
-use crate::from_store::download_dump;
+use crate::from_store::DumpFeed;
 use crate::process::run;
-use crate::restore::{pg_restore, replace_database, RestoreOptions, Swap};
+use crate::restore::{replace_database, RestoreOptions, Swap};
 use crate::rights::check_restore_rights;
 
 /// `[mirror]` of a postgres profile: where the test copy lives and what to do
@@ -61,7 +61,8 @@ pub struct MirrorConfig {
     /// Keep the previous test database (one copy) instead of dropping it.
     #[serde(default)]
     pub keep_previous: bool,
-    /// Parallel pg_restore jobs (default: cores).
+    /// pg_restore jobs. 1 (the default) streams the dump into one pg_restore
+    /// as it downloads; more go through a private file and `pg_restore -j`.
     pub jobs: Option<usize>,
 }
 
@@ -69,7 +70,7 @@ impl MirrorConfig {
     /// The pg_restore options these keys ask for.
     pub fn restore_options(&self) -> RestoreOptions {
         RestoreOptions {
-            jobs: self.jobs.unwrap_or_else(backup_core::default_parallelism),
+            jobs: self.jobs.unwrap_or(1),
             no_owner: self.no_owner,
             no_privileges: false,
             role: None,
@@ -125,7 +126,7 @@ fn step(name: &str, e: Error) -> Error {
 /// [`Error::Config`] naming the role and the GRANT when it lacks a right.
 pub async fn refresh_from_dump(test: &PgConn, config: &MirrorConfig, dump: &Path, base: &Path) -> Result<Refresh> {
     check_refresh(test, config, base).await?;
-    refresh_checked(test, config, dump, base).await
+    refresh_checked(test, config, &DumpFeed::from_file(dump), base).await
 }
 
 /// What can be checked before a dump is at hand: the sanitize files exist
@@ -144,7 +145,7 @@ async fn check_refresh(test: &PgConn, config: &MirrorConfig, base: &Path) -> Res
     check_restore_rights(&admin, &test.database, &config.restore_options(), true).await
 }
 
-async fn refresh_checked(test: &PgConn, config: &MirrorConfig, dump: &Path, base: &Path) -> Result<Refresh> {
+async fn refresh_checked(test: &PgConn, config: &MirrorConfig, dump: &DumpFeed<'_>, base: &Path) -> Result<Refresh> {
     let admin = test.with_database(&test.maintenance_db);
     let target = test.database.clone();
     let mut stats = (0i64, 0i64);
@@ -167,13 +168,13 @@ async fn refresh_checked(test: &PgConn, config: &MirrorConfig, dump: &Path, base
 async fn fill_copy(
     test: &PgConn,
     config: &MirrorConfig,
-    dump: &Path,
+    dump: &DumpFeed<'_>,
     base: &Path,
     temp: &str,
     stats: &mut (i64, i64),
 ) -> Result<()> {
     let copy = test.with_database(temp);
-    pg_restore(&copy, dump, &config.restore_options())
+    dump.restore_into(&copy, &config.restore_options())
         .await
         .map_err(|e| step("restore", e))?;
     for file in &config.sanitize {
@@ -292,7 +293,16 @@ async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<Mirro
     // Checked before downloading: a role that cannot create or replace the
     // test database would only fail after the whole dump was fetched.
     check_refresh(mirror.test, mirror.config, mirror.base).await?;
-    let (_dir, dump) = download_dump(mirror.store, Arc::clone(&mirror.decryptor), entry, mirror.work_dir).await?;
+    // One job: the dump streams into pg_restore as it downloads; more jobs
+    // download it into a private file first.
+    let dump = DumpFeed::prepare(
+        mirror.store,
+        Arc::clone(&mirror.decryptor),
+        entry,
+        mirror.work_dir,
+        &mirror.config.restore_options(),
+    )
+    .await?;
     let refresh = refresh_checked(mirror.test, mirror.config, &dump, mirror.base).await?;
     let report = MirrorReport {
         target: mirror.profile.target(),

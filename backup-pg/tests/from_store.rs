@@ -244,8 +244,10 @@ async fn mirror_swaps_in_a_sanitized_copy_and_marks_the_backup() {
         listing.trusted[0].marks.contains_key(RESTORED_MARK),
         "marked restore-verified"
     );
+    // A one-job mirror streams the dump and writes no file at all.
+    let work = dir.path().join("work");
     assert!(
-        !std::fs::read_dir(dir.path().join("work")).expect("work").any(|_| true),
+        !work.exists() || std::fs::read_dir(&work).expect("work").next().is_none(),
         "no plaintext left"
     );
 
