@@ -118,7 +118,7 @@ impl BigBuf {
 
     /// The unwritten part of the buffer, to fill in place; then
     /// [`BigBuf::advance`] by what was written.
-    pub fn spare(&mut self) -> &mut [u8] {
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
         let len = self.len;
         self.map.as_mut().map_or(&mut [], |m| &mut m[len..])
     }
@@ -127,7 +127,7 @@ impl BigBuf {
     ///
     /// # Panics
     /// When `n` is more than the spare room: a caller's bug.
-    pub fn advance(&mut self, n: usize) {
+    pub(crate) fn advance(&mut self, n: usize) {
         assert!(self.len + n <= self.capacity(), "advanced past the buffer");
         self.len += n;
     }

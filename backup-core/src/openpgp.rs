@@ -11,11 +11,12 @@ use pgp::composed::{
 use pgp::crypto::ecc_curve::ECCCurve;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::packet::Signature;
-use pgp::types::{KeyDetails, KeyVersion, Password, SecretParams, Seipdv1ReadMode};
+use pgp::types::{KeyDetails, KeyVersion, Password, Seipdv1ReadMode};
 use rand::thread_rng;
 
 use crate::encrypt::{Decryptor, Encryptor};
 use crate::error::{Error, Result};
+use crate::keyring::{KeyIdentity, LockedKey};
 
 /// Where a sealed chunk goes: one encryption key of one recipient.
 enum Recipient {
@@ -145,17 +146,17 @@ impl Encryptor for PgpEncryptor {
     }
 }
 
-/// Decrypts chunks with a secret key.
+/// Decrypts chunks with one secret key (several: [`crate::KeyRing`]).
 pub struct PgpDecryptor {
     key: SignedSecretKey,
     passphrase: Password,
-    fingerprint: String,
+    identity: KeyIdentity,
 }
 
 impl std::fmt::Debug for PgpDecryptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgpDecryptor")
-            .field("key", &self.fingerprint)
+            .field("key", &self.identity.fingerprint())
             .finish_non_exhaustive()
     }
 }
@@ -168,8 +169,7 @@ impl PgpDecryptor {
     /// [`Error::Key`] naming the file when it is missing or not a secret key;
     /// [`Error::WrongPassphrase`] when the passphrase does not unlock it.
     pub fn from_file(path: &Path, passphrase: &str) -> Result<Self> {
-        let bytes = read_key_file(path)?;
-        Self::from_armored(path, &bytes, passphrase)
+        LockedKey::from_file(path)?.unlock(passphrase)
     }
 
     /// As [`PgpDecryptor::from_file`], with the key's bytes; `path` labels errors.
@@ -177,37 +177,26 @@ impl PgpDecryptor {
     /// # Errors
     /// As [`PgpDecryptor::from_file`].
     pub fn from_armored(path: &Path, bytes: &[u8], passphrase: &str) -> Result<Self> {
-        let (key, _) = SignedSecretKey::from_reader_single(bytes).map_err(|e| Error::Key {
-            path: path.to_owned(),
-            reason: format!("not an OpenPGP secret key ({e}); export one with `gpg --export-secret-key -a KEYID`"),
-        })?;
-        let passphrase = Password::from(passphrase);
-        // Unlock once, here, and only the parts that decrypt: the S2K of a
-        // gpg-made key (tens of MB of collision-checked SHA-1, on purpose)
-        // would otherwise run again for every chunk, and once more for a
-        // primary key that only certifies and signs.
-        let mut key = key;
-        let wrong = |_| Error::WrongPassphrase { path: path.to_owned() };
-        for sub in &mut key.secret_subkeys {
-            if sub.key.algorithm().can_encrypt() && matches!(sub.key.secret_params(), SecretParams::Encrypted(_)) {
-                sub.key.remove_password(&passphrase).map_err(wrong)?;
-            }
-        }
-        let subkey_decrypts = key.secret_subkeys.iter().any(|s| s.key.algorithm().can_encrypt());
-        if !subkey_decrypts && matches!(key.primary_key.secret_params(), SecretParams::Encrypted(_)) {
-            key.primary_key.remove_password(&passphrase).map_err(wrong)?;
-        }
-        let fingerprint = format!("{:X}", key.fingerprint());
-        Ok(PgpDecryptor {
+        LockedKey::from_armored(path, bytes)?.unlock(passphrase)
+    }
+
+    /// A key whose decrypting parts [`LockedKey::unlock`] has unlocked.
+    pub(crate) fn unlocked(key: SignedSecretKey) -> Self {
+        PgpDecryptor {
+            identity: KeyIdentity::of(&key),
             key,
             passphrase: Password::empty(),
-            fingerprint,
-        })
+        }
     }
 
     /// Upper-case hex fingerprint of the secret key's primary key.
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        self.identity.fingerprint()
+    }
+
+    /// The key's fingerprint and key ids, for a [`crate::KeyRing`].
+    pub fn identity(&self) -> &KeyIdentity {
+        &self.identity
     }
 }
 
@@ -232,7 +221,7 @@ impl Decryptor for PgpDecryptor {
             pgp::errors::Error::MissingKey => Error::WrongKey {
                 key: String::new(),
                 recipients: Vec::new(),
-                have: vec![self.fingerprint.clone()],
+                have: vec![self.identity.fingerprint().to_owned()],
             },
             other => crypto(other.to_string()),
         })?;

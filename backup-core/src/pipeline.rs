@@ -298,8 +298,17 @@ fn read_ahead(pieces: BoxStream<'static, Result<Bytes>>) -> BoxStream<'static, R
     });
     // Dropping the stream (a failed chunk ends the backup) stops the reader.
     let guard = AbortOnDrop(reader);
-    stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv().await.map(|piece| (piece, (rx, guard)))
+    stream::unfold(Some((rx, guard)), |state| async move {
+        let (mut rx, mut guard) = state?;
+        match rx.recv().await {
+            Some(piece) => Some((piece, Some((rx, guard)))),
+            // The sender is gone: the source ended, or the reader panicked
+            // polling it — which must fail the backup, not end it truncated.
+            None => match (&mut guard.0).await {
+                Ok(()) => None,
+                Err(e) => Some((Err(Error::worker("reading the source", e)), None)),
+            },
+        }
     })
     .boxed()
 }

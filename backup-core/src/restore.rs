@@ -222,6 +222,29 @@ fn map_size(chunk: &ChunkRecord) -> usize {
     usize::try_from(chunk.plaintext_size).map_or(0, crate::pipeline::chunk_buffer_capacity)
 }
 
+/// A writer that refuses to grow a buffer past `cap` bytes.
+struct Capped<'a> {
+    buf: &'a mut BigBuf,
+    cap: usize,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            return Err(std::io::Error::other(format!(
+                "decrypts to more than the {} bytes a chunk of this size can hold",
+                self.cap
+            )));
+        }
+        self.buf.extend_from_slice(data)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 thread_local! {
     /// One decompression context per worker thread, reused chunk after chunk.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
@@ -241,7 +264,14 @@ fn open_chunk(
     // The compressed frame is never larger than the message that carries it.
     let mut compressed =
         BigBuf::with_capacity(sealed.len().max(map_size(chunk))).map_err(|e| Error::resources(key, e))?;
-    decryptor.decrypt(&sealed, &mut compressed).map_err(|e| match e {
+    // A message may carry an OpenPGP compression packet (gpg adds one): its
+    // output is capped at what a chunk of the announced size can compress to.
+    let cap = compressed.capacity();
+    let mut capped = Capped {
+        buf: &mut compressed,
+        cap,
+    };
+    decryptor.decrypt(&sealed, &mut capped).map_err(|e| match e {
         Error::WrongKey { have, .. } => Error::WrongKey {
             key: key.to_owned(),
             recipients: recipients.to_vec(),
@@ -290,4 +320,43 @@ pub(crate) fn chunk_keys(entry: &CatalogEntry) -> Result<Vec<(String, &ChunkReco
         .iter()
         .map(|c| Ok((entry.folder().chunk_key(&c.name)?, c)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openpgp::{generate_key, PgpDecryptor};
+    use pgp::composed::{Deserializable, MessageBuilder, SignedPublicKey};
+    use pgp::crypto::sym::SymmetricKeyAlgorithm;
+    use pgp::types::CompressionAlgorithm;
+
+    #[test]
+    fn a_compression_packet_cannot_expand_past_the_chunk() {
+        let key = generate_key("T <t@example.org>", None).expect("key");
+        let (public, _) = SignedPublicKey::from_armor_single(key.public_armored.as_bytes()).expect("public key");
+        let mut rng = rand::thread_rng();
+        // 64 MiB of zeros in a zlib packet of a few KiB, for a chunk that
+        // announces 1 KiB of plaintext.
+        let mut builder =
+            MessageBuilder::from_bytes("", vec![0u8; 64 << 20]).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+        builder.compression(CompressionAlgorithm::ZLIB);
+        builder
+            .encrypt_to_key(&mut rng, &public.public_subkeys[0])
+            .expect("recipient");
+        let sealed = builder.to_vec(&mut rng).expect("seal");
+        let chunk = ChunkRecord {
+            name: "data-000001.zst.gpg".into(),
+            stream: DATA_STREAM.into(),
+            size: sealed.len() as u64,
+            sha256: hex::encode(Sha256::digest(&sealed)),
+            plaintext_size: 1024,
+        };
+        let decryptor =
+            PgpDecryptor::from_armored(Path::new("k"), key.secret_armored.as_bytes(), "").expect("decryptor");
+        let err = open_chunk("k", Bytes::from(sealed), &chunk, &decryptor, &[]).expect_err("refused");
+        assert!(
+            matches!(&err, Error::Integrity { reason, .. } if reason.contains("decrypts to more")),
+            "{err}"
+        );
+    }
 }

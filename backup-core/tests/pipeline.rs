@@ -195,3 +195,42 @@ async fn removing_a_backup_deletes_its_manifest_first() {
     assert_eq!(deleted.len(), 7, "manifest, signature and five chunks");
     assert!(store.list("app/profile").await.unwrap().is_empty());
 }
+
+/// A source whose stream yields a piece, then panics (a bug in a source, or
+/// in the chunker): the backup must fail, not be committed truncated.
+struct PanickingSource;
+
+#[async_trait::async_trait]
+impl backup_core::Source for PanickingSource {
+    fn kind(&self) -> &str {
+        "bytes"
+    }
+
+    async fn open(&self) -> backup_core::Result<backup_core::SourceOutput> {
+        let mut sent = false;
+        let stream = futures::stream::poll_fn(move |_| {
+            assert!(!sent, "the source broke down");
+            sent = true;
+            std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"first piece"))))
+        });
+        Ok(backup_core::SourceOutput::single(
+            Box::pin(stream),
+            backup_core::SourceDetails::default(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_panics_commits_nothing() {
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let result = run_backup(
+        &store,
+        &PanickingSource,
+        keys().encryptor.clone(),
+        &keys().signer,
+        &options(4),
+    )
+    .await;
+    assert!(result.is_err(), "a truncated backup was committed: {result:?}");
+    assert!(listing(&store).await.trusted.is_empty());
+}

@@ -11,6 +11,8 @@ pub(crate) enum FsError {
     },
     #[error("{key} under {root} goes through a symbolic link; refused, as it may lead outside the store")]
     Symlink { key: String, root: PathBuf },
+    #[error("{key} under {root} is not a regular file (a FIFO, a device, a socket); refused")]
+    NotAFile { key: String, root: PathBuf },
     #[error("{operation} {key} under {root}")]
     Object {
         operation: &'static str,

@@ -77,6 +77,56 @@ impl FsStore {
         })
     }
 
+    /// Opens the stored file of `key` for reading, refusing anything but a
+    /// regular file: whoever can write into the store could plant a FIFO,
+    /// whose opening would wait for a writer forever (hanging every list,
+    /// restore and prune), or link a device there.
+    async fn open_regular(&self, key: &str) -> Result<std::fs::File> {
+        let path = self
+            .inner
+            .path_to_filesystem(&ObjectPath::from(key))
+            .map_err(|e| self.error("read", key, e))?;
+        let opened = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::OpenOptionsExt;
+            // O_NONBLOCK: a FIFO opens at once instead of waiting (reads of
+            // a regular file ignore it); O_NOFOLLOW: a symbolic link put
+            // there since `no_links` looked is refused all the same.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                .open(path)?;
+            let kind = file.metadata()?.file_type();
+            Ok((file, kind))
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r: std::io::Result<_>| r);
+        match opened {
+            Ok((file, kind)) if kind.is_file() => Ok(file),
+            // As object_store has it: a folder is no object.
+            Ok((_, kind)) if kind.is_dir() => Err(Error::NotFound { key: key.to_owned() }),
+            Ok(_) => Err(FsError::NotAFile {
+                key: key.to_owned(),
+                root: self.root.clone(),
+            }
+            .into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound { key: key.to_owned() }),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(FsError::Symlink {
+                key: key.to_owned(),
+                root: self.root.clone(),
+            }
+            .into()),
+            Err(e) => Err(self.error(
+                "read",
+                key,
+                object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            )),
+        }
+    }
+
     fn error(&self, operation: &'static str, key: &str, source: object_store::Error) -> Error {
         if let object_store::Error::NotFound { .. } = source {
             return Error::NotFound { key: key.to_owned() };
@@ -124,20 +174,14 @@ impl Store for FsStore {
     async fn get(&self, key: &str) -> Result<ByteStream> {
         validate_key(key)?;
         self.no_links(key, true)?;
-        let result = self
-            .inner
-            .get(&ObjectPath::from(key))
-            .await
-            .map_err(|e| self.error("read", key, e))?;
+        let file = self.open_regular(key).await?;
         let this = self.clone();
         let key = key.to_owned();
-        let stream = match result.payload {
-            // object_store reads a local file 8 KiB per blocking task: a
-            // thousand thread hand-offs per chunk, a tenth of a restore's CPU.
-            object_store::GetResultPayload::File(file, _) => read_in_pieces(file),
-            object_store::GetResultPayload::Stream(stream) => stream,
-        };
-        Ok(stream.map_err(move |e| this.error("read", &key, e)).boxed())
+        // object_store reads a local file 8 KiB per blocking task: a
+        // thousand thread hand-offs per chunk, a tenth of a restore's CPU.
+        Ok(read_in_pieces(file)
+            .map_err(move |e| this.error("read", &key, e))
+            .boxed())
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -212,16 +256,29 @@ fn sweep_staged(root: &Path, folder: &Path, cutoff: std::time::SystemTime) -> Re
     }
     let mut dirs = Vec::new();
     let mut stack = vec![folder.to_path_buf()];
+    // What vanishes meanwhile (an upload finishing or giving up, its empty
+    // folder cleaned up) is simply gone, not an error.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if gone(&e) => continue,
+            entries => entries.map_err(|e| Error::io(&dir, e))?,
+        };
+        for entry in entries {
             let entry = entry.map_err(|e| Error::io(&dir, e))?;
             let path = entry.path();
-            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+            let meta = match entry.metadata() {
+                Err(e) if gone(&e) => continue,
+                meta => meta.map_err(|e| Error::io(&path, e))?,
+            };
             if meta.is_dir() {
                 stack.push(path);
             } else if entry.file_name().to_string_lossy().contains('#') && meta.modified().is_ok_and(|m| m < cutoff) {
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                removed += 1;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
             }
         }
         dirs.push(dir);

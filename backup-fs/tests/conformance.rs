@@ -102,3 +102,38 @@ async fn links_in_the_store_never_lead_outside_it() {
         .unwrap();
     assert!(outside.path().join("precious.txt").exists(), "sweep followed the link");
 }
+
+/// Whoever can write into the store can plant a FIFO where a manifest or a
+/// chunk is expected: opening it for reading would wait for a writer forever,
+/// hanging every list, restore, verify and prune. It is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_fifo_is_refused_not_waited_for() {
+    use backup_core::{Error, Store, StoreExt};
+    let store = make().await;
+    store.put("app/db/b/data-000001.zst.gpg", "x".into()).await.unwrap();
+    let fifo = store.root().join("app/db/b/manifest.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.get_bytes("app/db/b/manifest.json", 1 << 20),
+    )
+    .await;
+    if got.is_err() {
+        // Let the blocked reader go, so that the runtime can shut down.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000) // O_NONBLOCK
+            .open(&fifo);
+        panic!("reading a FIFO in the store hung");
+    }
+    let err = got.unwrap().unwrap_err();
+    assert!(!matches!(err, Error::NotFound { .. }), "{err}");
+    let report = err.report();
+    assert!(
+        report.contains("manifest.json") && report.contains("not a regular file"),
+        "{report}"
+    );
+    assert_eq!(store.get_bytes("app/db/b/data-000001.zst.gpg", 10).await.unwrap(), "x");
+}
