@@ -16,4 +16,5 @@ exec "$here/run.sh" \
   --extra-cmd "ours::$here/ours.sh files-backup::$here/ours.sh files-restore::$here/ours.sh files-prep" \
   --extra-db-cmd "ours_db::$here/ours.sh db-backup::$here/ours.sh db-restore::$here/ours.sh db-prep" \
   --extra-db-cmd "ours_db_j2::$here/ours.sh db-backup::$here/ours.sh db-restore-j2::$here/ours.sh db-prep" \
+  --extra-db-cmd "ours_db_mirror::$here/ours.sh db-backup::$here/ours.sh db-mirror::$here/ours.sh db-prep" \
   "$@"

@@ -79,6 +79,10 @@ pub enum Command {
     List {
         /// `app` or `app/profile`; none means all.
         targets: Vec<String>,
+        /// Also show the keys each backup is encrypted to (which backups
+        /// still need an old secret key after a key rotation).
+        #[arg(long)]
+        recipients: bool,
     },
     /// Restore a backup into a folder, or (postgres) into a new database.
     Restore {

@@ -32,13 +32,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { dir, demo } => init::run(&dir.unwrap_or(home), demo).map(|()| ExitCode::SUCCESS),
         Command::Demo { dir } => demo::run(dir).await,
+        // Rendered first, then written: `| head` closing the pipe ends the
+        // output quietly instead of panicking inside the generator.
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "backupapps", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "backupapps", &mut text);
+            crate::output::write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut text)?;
+            crate::output::write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schedule {
@@ -69,7 +75,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     time,
                     no_prune,
                 } => backup::run(&ws, &targets, time.as_deref(), no_prune).await,
-                Command::List { targets } => list::run(&ws, &targets, json).await,
+                Command::List { targets, recipients } => list::run(&ws, &targets, json, recipients).await,
                 Command::Check { targets } => check::run(&ws, &targets, json).await,
                 Command::Restore {
                     target,

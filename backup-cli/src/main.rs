@@ -27,9 +27,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = cli::Cli::parse();
+    output::set_mode(cli.quiet, matches!(cli.log_format, cli::LogFormat::Json));
     init_logging(&cli);
-    progress::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -62,9 +63,41 @@ fn init_logging(cli: &cli::Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(output::colour_on_stderr())
         .with_target(false);
     match cli.log_format {
         cli::LogFormat::Text => builder.init(),
         cli::LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// `println!`/`eprintln!` panic when the reader of the pipe has gone
+/// (`backupapps list | head -1`). Result lines of the long-running commands
+/// go through `output::write_stdout`, which treats that as the end of the
+/// output; for the remaining plain prints the panic is turned into a quiet
+/// exit 0 here, like the reader asked. SIGPIPE stays ignored (Rust's
+/// default): restoring its default action would also kill a run writing
+/// into a `pg_restore` that exited, instead of reporting that as an error.
+fn end_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // The std message is "failed printing to stdout: Broken pipe (os error 32)".
+        if message.contains("Broken pipe (os error 32)") {
+            if message.starts_with("failed printing to stdout") {
+                std::process::exit(0);
+            }
+            // stderr gone: a failure may have gone unreported, so not 0;
+            // 141 is what a shell shows for a process ended by SIGPIPE.
+            if message.starts_with("failed printing to stderr") {
+                std::process::exit(141);
+            }
+        }
+        default(info);
+    }));
 }

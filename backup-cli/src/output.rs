@@ -1,6 +1,87 @@
-//! Small helpers for what the commands print.
+//! Small helpers for what the commands print, and how: result lines go to
+//! stdout unless `-q`; a closed pipe on stdout ends the output, not the run.
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+/// Set once stdout's reader has gone (`| head`): nothing more is written.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Records `-q` and `--log-format json` for the whole run (set once, in `main`).
+pub fn set_mode(quiet: bool, json_logs: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    JSON_LOGS.store(json_logs, Ordering::Relaxed);
+}
+
+/// `-q`: nothing on stdout, no progress; failures still go to stderr.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Whether a summary also goes out as a log event: when its stdout line is
+/// not shown (`-q`), or when the logs are JSON for a machine to read. A
+/// human reading text logs would otherwise see each summary twice.
+pub fn log_summaries() -> bool {
+    quiet() || JSON_LOGS.load(Ordering::Relaxed)
+}
+
+/// Whether structured failure events go to stderr: only for JSON logs, since
+/// in text the one `TARGET: … failed: …` line already says it.
+pub fn log_failures() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
+/// ANSI colour on stderr: only on a terminal, and never with `NO_COLOR` set
+/// to anything non-empty (<https://no-color.org>).
+pub fn colour_on_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && io::stderr().is_terminal()
+}
+
+/// Writes `bytes` to stdout. A reader that went away (`EPIPE`) is not an
+/// error: the output is simply over, and the command goes on (a backup
+/// piped into `head` still finishes). `println!` would panic instead.
+///
+/// # Errors
+/// Other write errors (a full disk behind a redirection).
+pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// One result line on stdout, unless `-q`; see [`say!`].
+pub fn say_line(args: fmt::Arguments<'_>) {
+    if quiet() {
+        return;
+    }
+    if let Err(e) = write_stdout(format!("{args}\n").as_bytes()) {
+        // The run's work matters more than its report: note it, go on.
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        tracing::warn!(error = %e, "cannot write to stdout; further output is dropped");
+    }
+}
+
+/// `println!` for result lines: silent under `-q`, quiet on a closed pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::say_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 /// `1.5 MiB`.
 pub fn human_size(bytes: u64) -> String {

@@ -10,13 +10,6 @@ use tokio::task::JoinHandle;
 
 use crate::output::human_size;
 
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// `-q`: no progress display at all.
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-}
-
 /// A running display; [`Progress::finish`] clears it.
 pub struct Progress {
     /// Bytes done so far; the work adds to it.
@@ -29,7 +22,7 @@ impl Progress {
     /// is not quieted; otherwise a counter nobody shows.
     pub fn start(label: &str) -> Progress {
         let counter = Arc::new(AtomicU64::new(0));
-        let task = (!QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()).then(|| {
+        let task = (!crate::output::quiet() && std::io::stderr().is_terminal()).then(|| {
             let (counter, label) = (counter.clone(), label.to_owned());
             tokio::spawn(async move {
                 let started = Instant::now();

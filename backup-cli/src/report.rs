@@ -1,5 +1,6 @@
 //! Exit statuses and per-profile failure reports (DESIGN §4).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::workspace::ConfigError;
@@ -38,6 +39,79 @@ pub fn worst(codes: &[u8]) -> ExitCode {
 
 /// Prints one profile's failure and returns its exit code.
 pub fn failure(target: &str, what: &str, error: &anyhow::Error) -> u8 {
-    eprintln!("{target}: {what} failed: {error:#}");
+    // Not `eprintln!`: a closed stderr must not turn the failure into a panic.
+    let _ = writeln!(std::io::stderr(), "{target}: {what} failed: {error:#}");
     exit_code(error)
+}
+
+/// How the profiles of a multi-profile run went, for its closing total line.
+#[derive(Debug, Default)]
+pub struct Tally {
+    ok: usize,
+    failed: usize,
+    stored: Option<u64>,
+}
+
+impl Tally {
+    /// Counts one profile; `codes_before` is `codes.len()` before its work,
+    /// so a profile that added an exit code counts as failed.
+    pub fn profile(&mut self, codes_before: usize, codes: &[u8]) {
+        if codes.len() > codes_before {
+            self.failed += 1;
+        } else {
+            self.ok += 1;
+        }
+    }
+
+    /// Adds bytes stored by a backup, shown in the total.
+    pub fn stored(&mut self, bytes: u64) {
+        *self.stored.get_or_insert(0) += bytes;
+    }
+
+    /// The total line, for runs over more than one profile:
+    /// `3 profiles: 2 ok, 1 failed, 1.2 GiB stored`.
+    pub fn line(&self) -> Option<String> {
+        let profiles = self.ok + self.failed;
+        (profiles > 1).then(|| {
+            let stored = self
+                .stored
+                .map(|b| format!(", {} stored", crate::output::human_size(b)))
+                .unwrap_or_default();
+            format!("{profiles} profiles: {} ok, {} failed{stored}", self.ok, self.failed)
+        })
+    }
+
+    /// Prints the total line (unless `-q`), and logs it as the run's event
+    /// where summaries are logged.
+    pub fn finish(&self, job: &str) {
+        let Some(line) = self.line() else { return };
+        crate::output::say!("{line}");
+        if crate::output::log_summaries() {
+            tracing::info!(
+                job,
+                ok = self.ok,
+                failed = self.failed,
+                stored = self.stored,
+                "{job} run done"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn total_line_only_for_several_profiles() {
+        let mut one = Tally::default();
+        one.profile(0, &[]);
+        assert_eq!(one.line(), None);
+        let mut t = Tally::default();
+        t.profile(0, &[]);
+        t.profile(0, &[1]);
+        t.profile(1, &[1]);
+        t.stored(3 << 29);
+        assert_eq!(t.line().unwrap(), "3 profiles: 2 ok, 1 failed, 1.5 GiB stored");
+    }
 }

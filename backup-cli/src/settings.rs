@@ -174,10 +174,12 @@ pub struct EncryptionSettings {
     /// Armored public keys every chunk is encrypted to.
     #[serde(default)]
     pub recipients: Vec<PathBuf>,
-    /// Armored secret key(s): needed by restore, verify (full), mirror.
+    /// Armored secret key(s), newest first: needed by restore, verify (full),
+    /// mirror. Several while backups made with an older key are kept.
     pub secret_key: Option<OneOrMany>,
-    /// File holding the secret key's passphrase (env `BACKUPAPPS_PASSPHRASE` wins).
-    pub passphrase_file: Option<PathBuf>,
+    /// File holding the secret key's passphrase, one for every key, or a list
+    /// matched to `secret_key` by position (env `BACKUPAPPS_PASSPHRASE` wins).
+    pub passphrase_file: Option<OneOrMany>,
     /// Armored secret signing key: the backing-up host signs every manifest with it.
     pub signing_key: Option<PathBuf>,
     /// File holding the signing key's passphrase (env `BACKUPAPPS_SIGNING_PASSPHRASE` wins).

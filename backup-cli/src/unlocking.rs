@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use backup_core::{Decryptor, Error, PgpDecryptor, Result};
+use backup_core::{Decryptor, Error, LockedKey, PgpDecryptor, Result};
 
 /// A [`Decryptor`] whose key is being unlocked on its own thread.
 pub struct Unlocking {
@@ -41,10 +41,11 @@ impl std::fmt::Debug for Unlocking {
 }
 
 impl Unlocking {
-    /// Starts unlocking the secret key at `path` with `passphrase`.
-    pub fn start(path: PathBuf, passphrase: String) -> Self {
-        let key = path.clone();
-        let thread = std::thread::spawn(move || PgpDecryptor::from_file(&key, &passphrase));
+    /// Starts unlocking `key` (already read, so its identity is known and a
+    /// missing file already said) with `passphrase`.
+    pub fn start(key: LockedKey, passphrase: String) -> Self {
+        let path = key.path().to_owned();
+        let thread = std::thread::spawn(move || key.unlock(&passphrase));
         Unlocking {
             path,
             state: Mutex::new(State::Pending(thread)),
@@ -104,7 +105,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("k.sec.asc");
         std::fs::write(&path, key.secret_armored).expect("write key");
-        let unlocking = Arc::new(Unlocking::start(path, "wrong".into()));
+        let locked = LockedKey::from_file(&path).expect("read key");
+        let unlocking = Arc::new(Unlocking::start(locked, "wrong".into()));
         // Workers decrypting chunks in parallel race for the key: whichever
         // chunk comes first must say what went wrong, not "see above".
         let workers: Vec<_> = (0..4)

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use backup_core::{Decryptor, DynStore, Encryptor, ManifestSigner, PgpDecryptor, PgpEncryptor, Trust, TrustedSigners};
+use backup_core::{
+    Decryptor, DynStore, Encryptor, KeyRing, LockedKey, ManifestSigner, PgpDecryptor, PgpEncryptor, Trust,
+    TrustedSigners,
+};
 
 use crate::settings::ProfileSettings;
 use crate::workspace::{Profile, Workspace};
@@ -58,57 +61,82 @@ pub fn encryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn E
     Ok(Arc::new(PgpEncryptor::from_files(&paths).map_err(key_hint)?))
 }
 
-/// The decryptor for `[encryption] secret_key`, unlocked with the passphrase
-/// from `BACKUPAPPS_PASSPHRASE` or `passphrase_file`.
+/// The decryptor for `[encryption] secret_key` (one key, or several newest
+/// first), each key unlocked with its passphrase (see [`secret_keys`]).
 ///
 /// # Errors
-/// Names the missing key or passphrase file; a wrong passphrase is said as such.
+/// Names the missing key or passphrase file; a wrong passphrase is said as
+/// such, naming the key file.
 pub fn decryptor(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
-    let Some(secret) = settings
-        .encryption
-        .secret_key
-        .as_ref()
-        .and_then(|k| k.paths().into_iter().next())
-    else {
-        return Err(backup_core::Error::config(
-            "[encryption] secret_key",
-            "not set: restoring needs the secret key; set secret_key = \"secrets/backup.sec.asc\" (keep it off the backup host when you can)",
-        )
-        .into());
-    };
-    crate::private::require_private(&ws.path(&secret), "[encryption] secret_key")?;
-    let passphrase = passphrase(
-        ws,
-        "BACKUPAPPS_PASSPHRASE",
-        settings.encryption.passphrase_file.as_deref(),
-        "passphrase_file",
-    )?;
-    Ok(Arc::new(
-        PgpDecryptor::from_file(&ws.path(&secret), &passphrase).map_err(key_hint)?,
-    ))
+    let mut keys = Vec::new();
+    for (path, passphrase) in secret_keys(ws, settings)? {
+        keys.push(PgpDecryptor::from_file(&path, &passphrase).map_err(key_hint)?);
+    }
+    Ok(Arc::new(KeyRing::from_unlocked(keys)))
 }
 
-/// As [`decryptor`], with the key unlocked on its own thread while the run
-/// goes on (see [`crate::unlocking`]). Settings errors still come at once; a
-/// wrong passphrase with the first chunk, before any plaintext exists.
+/// As [`decryptor`], with each key unlocked on its own thread while the run
+/// goes on (see [`crate::unlocking`]). Settings errors and unreadable key
+/// files still come at once; a wrong passphrase with the first chunk that
+/// needs that key, before any plaintext exists.
+///
+/// # Errors
+/// As [`decryptor`], but for the passphrase.
 pub fn decryptor_soon(ws: &Workspace, settings: &ProfileSettings) -> Result<Arc<dyn Decryptor>> {
-    let Some(secret) = settings
-        .encryption
-        .secret_key
-        .as_ref()
-        .and_then(|k| k.paths().into_iter().next())
-    else {
-        return decryptor(ws, settings);
-    };
-    let path = ws.path(&secret);
-    crate::private::require_private(&path, "[encryption] secret_key")?;
-    let passphrase = passphrase(
-        ws,
-        "BACKUPAPPS_PASSPHRASE",
-        settings.encryption.passphrase_file.as_deref(),
-        "passphrase_file",
-    )?;
-    Ok(Arc::new(crate::unlocking::Unlocking::start(path, passphrase)))
+    let mut keys = Vec::new();
+    for (path, passphrase) in secret_keys(ws, settings)? {
+        let key = LockedKey::from_file(&path).map_err(key_hint)?;
+        let identity = key.identity().clone();
+        let unlocking: Arc<dyn Decryptor> = Arc::new(crate::unlocking::Unlocking::start(key, passphrase));
+        keys.push((identity, unlocking));
+    }
+    Ok(Arc::new(KeyRing::new(keys)))
+}
+
+/// The secret key files, newest first, each with its passphrase:
+/// `BACKUPAPPS_PASSPHRASE` for all of them, else one `passphrase_file` for
+/// all, or a list of them matched to `secret_key` by position.
+fn secret_keys(ws: &Workspace, settings: &ProfileSettings) -> Result<Vec<(PathBuf, String)>> {
+    let e = &settings.encryption;
+    let paths = e.secret_key.as_ref().map(|k| k.paths()).unwrap_or_default();
+    if paths.is_empty() {
+        bail!(backup_core::Error::config(
+            "[encryption] secret_key",
+            "not set: restoring needs the secret key; set secret_key = \"secrets/backup.sec.asc\" (keep it off the backup host when you can)",
+        ));
+    }
+    let files = e.passphrase_file.as_ref().map(|f| f.paths()).unwrap_or_default();
+    if files.len() > 1 && files.len() != paths.len() {
+        bail!(backup_core::Error::config(
+            "[encryption] passphrase_file",
+            format!(
+                "{} files for {} secret keys: give one file for every key, or one per key in the order of secret_key",
+                files.len(),
+                paths.len()
+            ),
+        ));
+    }
+    let mut keys = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let path = ws.path(path);
+        crate::private::require_private(&path, "[encryption] secret_key")?;
+        let file = files.get(i).or(files.first()).map(PathBuf::as_path);
+        keys.push((path, passphrase(ws, "BACKUPAPPS_PASSPHRASE", file, "passphrase_file")?));
+    }
+    Ok(keys)
+}
+
+/// What to do when a backup is encrypted to none of the secret keys held.
+pub fn wrong_key_hint(e: backup_core::Error) -> anyhow::Error {
+    match e {
+        backup_core::Error::WrongKey { .. } => crate::hints::hint(
+            e,
+            "add the secret key of one of those recipients to [encryption] secret_key \
+             (a list, newest first: keep an old key there until its backups age out; \
+             `backupapps list --recipients` shows each backup's keys)",
+        ),
+        other => other.into(),
+    }
 }
 
 /// Whether a secret key is configured (for `verify`: full or checksums only).

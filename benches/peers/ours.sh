@@ -1,6 +1,6 @@
 #!/bin/bash
 # ours.sh — backupapps inside the peers harness (run.sh --extra-cmd / --extra-db-cmd).
-#   ours.sh files-backup | files-restore | db-backup | db-restore | db-restore-j2
+#   ours.sh files-backup | files-restore | db-backup | db-restore | db-restore-j2 | db-mirror
 # Uses the harness env (DATA OUT RESTORE SCRATCH GNUPGHOME GPG_KEY PASSPHRASE; PG* DB RESTORE_DB).
 # PREP (untimed) makes the workspace beside OUT ($OUT.ws, not counted); the store is
 # file://$OUT/store (counted); the restore step reads the store the backup step wrote.
@@ -38,5 +38,8 @@ case "$1" in
   db-restore) exec "$B" --home "$W" -q restore b/d --to-db "$RESTORE_DB" --replace;;
   # Download to a private file first, then pg_restore -j 2 (default: one job, streamed).
   db-restore-j2) BACKUPAPPS_RESTORE__JOBS=2 exec "$B" --home "$W" -q restore b/d --to-db "$RESTORE_DB" --replace;;
-  *) echo "usage: $0 files-prep|files-backup|files-restore|db-prep|db-backup|db-restore|db-restore-j2" >&2; exit 2;;
+  # The nightly test-database refresh into RESTORE_DB (replaced only once restored and checked).
+  db-mirror) BACKUPAPPS_MIRROR__HOST=$PGHOST BACKUPAPPS_MIRROR__PORT=$PGPORT BACKUPAPPS_MIRROR__USER=$PGUSER \
+    BACKUPAPPS_MIRROR__DATABASE=$RESTORE_DB exec "$B" --home "$W" -q mirror b/d;;
+  *) echo "usage: $0 files-prep|files-backup|files-restore|db-prep|db-backup|db-restore|db-restore-j2|db-mirror" >&2; exit 2;;
 esac

@@ -9,7 +9,7 @@ use backup_core::local_copy::{copy_backup_folder, TeeSource};
 use backup_core::{run_backup, BackupOptions, Manifest, Source};
 
 use crate::monitoring::{self, Ping};
-use crate::output::{human_size, parse_time};
+use crate::output::{human_size, parse_time, say};
 use crate::progress::Progress;
 use crate::settings::LocalCopy;
 use crate::workspace::{Profile, Workspace};
@@ -30,35 +30,61 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
         );
     }
     let mut codes = Vec::new();
+    let mut tally = crate::report::Tally::default();
     for profile in profiles {
-        let target = profile.target();
-        let started = Instant::now();
-        let _lock = match crate::lock::acquire(ws, &crate::lock::profile_lock(profile)) {
-            Ok(lock) => lock,
-            Err(e) => {
-                codes.push(crate::report::failure(&target, "backup", &e));
-                continue;
-            }
-        };
-        // A killed earlier run's plaintext copy goes before anything else.
-        crate::debris::remove_partial_copies(ws, profile);
-        let monitoring = &profile.settings.monitoring;
-        monitoring::ping(monitoring, &target, Ping::Start, "").await;
-        let progress = Progress::start(&format!("{target}: backing up"));
-        let work = backup_profile(ws, profile, time, Some(progress.counter.clone()));
-        let result = interrupt::cancellable(&format!("backup of {target}"), work).await;
-        progress.finish();
-        let seconds = started.elapsed().as_secs_f64();
-        match &result {
-            Ok(m) => {
-                println!(
-                    "{target}: backup {} done: {} read, {} stored in {} chunks, {seconds:.1} s",
-                    m.id,
-                    human_size(m.plaintext_size),
-                    human_size(m.stored_size),
-                    m.chunks.len(),
-                );
-                // The one summary line per profile and run, for log shippers.
+        let codes_before = codes.len();
+        let result = backup_and_prune(ws, profile, time, no_prune, &mut codes).await;
+        tally.profile(codes_before, &codes);
+        match result {
+            Ok(stored) => tally.stored(stored),
+            // An interruption stops the run; it was reported already.
+            Err(e) => return Err(e),
+        }
+    }
+    tally.finish("backup");
+    Ok(crate::report::worst(&codes))
+}
+
+/// Backs up (and prunes) one profile, pushing an exit code for each failure;
+/// returns the bytes stored. `Err` only for an interruption, which stops
+/// the run.
+async fn backup_and_prune(
+    ws: &Workspace,
+    profile: &Profile,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    no_prune: bool,
+    codes: &mut Vec<u8>,
+) -> Result<u64> {
+    let target = profile.target();
+    let started = Instant::now();
+    let _lock = match crate::lock::acquire(ws, &crate::lock::profile_lock(profile)) {
+        Ok(lock) => lock,
+        Err(e) => {
+            codes.push(crate::report::failure(&target, "backup", &e));
+            return Ok(0);
+        }
+    };
+    // A killed earlier run's plaintext copy goes before anything else.
+    crate::debris::remove_partial_copies(ws, profile);
+    let monitoring = &profile.settings.monitoring;
+    monitoring::ping(monitoring, &target, Ping::Start, "").await;
+    let progress = Progress::start(&format!("{target}: backing up"));
+    let work = backup_profile(ws, profile, time, Some(progress.counter.clone()));
+    let result = interrupt::cancellable(&format!("backup of {target}"), work).await;
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(m) => {
+            // One summary per profile: the line on stdout, or (when that
+            // is not shown, or for JSON logs) the event for log shippers.
+            say!(
+                "{target}: backup {} done: {} read, {} stored in {} chunks, {seconds:.1} s",
+                m.id,
+                human_size(m.plaintext_size),
+                human_size(m.stored_size),
+                m.chunks.len(),
+            );
+            if crate::output::log_summaries() {
                 tracing::info!(
                     target_profile = %target,
                     id = %m.id,
@@ -69,51 +95,54 @@ pub async fn run(ws: &Workspace, targets: &[String], time: Option<&str>, no_prun
                     store = %profile.settings.store.url.as_deref().unwrap_or_default(),
                     "backup done"
                 );
-                let summary = format!(
-                    "backup {} of {target}: {} stored in {seconds:.1} s",
-                    m.id,
-                    human_size(m.stored_size)
-                );
-                monitoring::ping(monitoring, &target, Ping::Success, &summary).await;
             }
-            // Logged already; reported to monitoring below, then the run stops.
-            Err(e) if interrupt::signal_of(e).is_some() => {
-                monitoring::ping(monitoring, &target, Ping::Fail, &e.to_string()).await;
-            }
-            Err(e) => {
-                codes.push(crate::report::failure(&target, "backup", e));
+            let summary = format!(
+                "backup {} of {target}: {} stored in {seconds:.1} s",
+                m.id,
+                human_size(m.stored_size)
+            );
+            monitoring::ping(monitoring, &target, Ping::Success, &summary).await;
+        }
+        // Logged already; reported to monitoring below, then the run stops.
+        Err(e) if interrupt::signal_of(e).is_some() => {
+            monitoring::ping(monitoring, &target, Ping::Fail, &e.to_string()).await;
+        }
+        Err(e) => {
+            codes.push(crate::report::failure(&target, "backup", e));
+            if crate::output::log_failures() {
                 tracing::error!(target_profile = %target, seconds, error = %format!("{e:#}"), "backup failed");
-                monitoring::ping(monitoring, &target, Ping::Fail, &format!("{e:#}")).await;
             }
-        }
-        if let Some(file) = &monitoring.metrics_file {
-            let outcome = monitoring::Outcome {
-                target: target.clone(),
-                success: result.is_ok(),
-                seconds,
-                size: result.as_ref().map_or(0, |m| m.plaintext_size),
-                stored: result.as_ref().map_or(0, |m| m.stored_size),
-            };
-            if let Err(e) = monitoring::record(&ws.home, file, &outcome) {
-                tracing::warn!(error = %format!("{e:#}"), "could not write the metrics file");
-            }
-        }
-        if let Err(e) = result {
-            if interrupt::signal_of(&e).is_some() {
-                return Err(e);
-            }
-        } else if !no_prune {
-            // A backup that succeeded stays a success even if cleaning up
-            // old ones fails; the failure still shows in the exit status.
-            let prune = super::prune::prune_profile(ws, profile, false);
-            match interrupt::cancellable(&format!("prune of {target}"), prune).await {
-                Err(e) if interrupt::signal_of(&e).is_some() => return Err(e),
-                Err(e) => codes.push(crate::report::failure(&target, "prune", &e)),
-                Ok(_) => {}
-            }
+            monitoring::ping(monitoring, &target, Ping::Fail, &format!("{e:#}")).await;
         }
     }
-    Ok(crate::report::worst(&codes))
+    if let Some(file) = &monitoring.metrics_file {
+        let outcome = monitoring::Outcome {
+            target: target.clone(),
+            success: result.is_ok(),
+            seconds,
+            size: result.as_ref().map_or(0, |m| m.plaintext_size),
+            stored: result.as_ref().map_or(0, |m| m.stored_size),
+        };
+        if let Err(e) = monitoring::record(&ws.home, file, &outcome) {
+            tracing::warn!(error = %format!("{e:#}"), "could not write the metrics file");
+        }
+    }
+    let stored = match result {
+        Err(e) if interrupt::signal_of(&e).is_some() => return Err(e),
+        Err(_) => return Ok(0),
+        Ok(m) => m.stored_size,
+    };
+    if !no_prune {
+        // A backup that succeeded stays a success even if cleaning up
+        // old ones fails; the failure still shows in the exit status.
+        let prune = super::prune::prune_profile(ws, profile, false);
+        match interrupt::cancellable(&format!("prune of {target}"), prune).await {
+            Err(e) if interrupt::signal_of(&e).is_some() => return Err(e),
+            Err(e) => codes.push(crate::report::failure(&target, "prune", &e)),
+            Ok(_) => {}
+        }
+    }
+    Ok(stored)
 }
 
 /// One backup of one profile, under the profile's lease in the store.

@@ -242,9 +242,9 @@ fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
     let s = &profile.settings;
     let e = &s.encryption;
     let mut files: Vec<PathBuf> = e.secret_key.as_ref().map(|k| k.paths()).unwrap_or_default();
+    files.extend(e.passphrase_file.as_ref().map(|f| f.paths()).unwrap_or_default());
     files.extend(
         [
-            &e.passphrase_file,
             &e.signing_key,
             &e.signing_passphrase_file,
             &s.source.as_ref().and_then(|c| c.password_file.clone()),

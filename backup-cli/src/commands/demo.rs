@@ -41,7 +41,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     );
 
     println!("\n== 3. list");
-    super::list::run(&ws, std::slice::from_ref(&target), false).await?;
+    super::list::run(&ws, std::slice::from_ref(&target), false, false).await?;
 
     println!("\n== 4. verify (signature, download, check SHA-256, decrypt, read the archive)");
     let code = super::verify::run(&ws, std::slice::from_ref(&target), false).await?;

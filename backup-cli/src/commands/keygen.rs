@@ -133,7 +133,39 @@ fn generate(home: &Path, name: &str, email: Option<&str>, no_passphrase: bool, s
     if let Some(p) = &files.passphrase {
         println!("  passphrase : {}", p.display());
     }
+    if !signing {
+        print_rotation(&secrets, &slug, files.passphrase.is_some());
+    }
     Ok(files)
+}
+
+/// When the workspace holds older encryption keys, the new one is probably a
+/// rotation: say how to take it into use without losing the old backups.
+fn print_rotation(secrets: &Path, slug: &str, has_pass: bool) {
+    let mut older: Vec<String> = fs::read_dir(secrets)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".sec.asc").map(str::to_owned))
+        // Signing keys are not rotated this way (they go to `signers`).
+        .filter(|n| n != slug && !n.contains("signing"))
+        .collect();
+    older.sort();
+    let Some(old) = older.first() else { return };
+    println!("replacing secrets/{old}.sec.asc? rotate in backupapps.toml:");
+    println!(
+        "  1. recipients = [\"secrets/{slug}.pub.asc\"]   (instead of the old public key: new backups use the new key)"
+    );
+    println!(
+        "  2. secret_key = [\"secrets/{slug}.sec.asc\", \"secrets/{old}.sec.asc\"]   (newest first; keep the old key \
+         until its backups age out of retention)"
+    );
+    if has_pass {
+        println!(
+            "  3. passphrase_file = [\"secrets/{slug}.pass\", \"secrets/{old}.pass\"]   (one per key, same order)"
+        );
+    }
+    println!("  `backupapps list --recipients` shows which backups still need the old key");
 }
 
 /// Creates a file readable by its owner only, refusing to replace one.

@@ -1,5 +1,6 @@
-//! `list [TARGET..] [--json]`: trusted backups, and what is in the store but
-//! not trusted, with the reason.
+//! `list [TARGET..] [--json] [--recipients]`: trusted backups, and what is in
+//! the store but not trusted, with the reason; the keys each backup is
+//! encrypted to on request (always in JSON).
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ use crate::workspace::{Profile, Workspace};
 ///
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
-pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, targets: &[String], json: bool, recipients: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut codes = Vec::new();
     for profile in ws.select(targets)? {
@@ -56,7 +57,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
     } else if rows.is_empty() {
         println!("no backups yet");
     } else {
-        print_table(&rows);
+        print_table(&rows, recipients);
     }
     Ok(crate::report::worst(&codes))
 }
@@ -90,6 +91,7 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
             "size": m.stored_size,
             "plaintext_size": m.plaintext_size,
             "chunks": m.chunks.len(),
+            "recipients": m.recipients,
             "trusted": true,
             "status": status,
             "signer": signer,
@@ -113,6 +115,7 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
             "size": m.map(|m| m.stored_size),
             "plaintext_size": m.map(|m| m.plaintext_size),
             "chunks": m.map(|m| m.chunks.len()),
+            "recipients": m.map(|m| m.recipients.clone()).unwrap_or_default(),
             "trusted": false,
             "status": if m.is_some() { "untrusted" } else { "damaged" },
             "signer": Value::Null,
@@ -128,7 +131,7 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
     rows
 }
 
-fn print_table(rows: &[Value]) {
+fn print_table(rows: &[Value], recipients: bool) {
     println!(
         "{:<24} {:<22} {:<21} {:>10} {:>6}  KEPT BY / MARKS",
         "TARGET", "ID", "TIME", "SIZE", "CHUNKS"
@@ -162,6 +165,10 @@ fn print_table(rows: &[Value]) {
             }
             notes
         };
+        let mut notes = notes;
+        if recipients {
+            notes.push(format!("encrypted to {}", encrypted_to(r)));
+        }
         println!(
             "{:<24} {:<22} {:<21} {:>10} {:>6}  {}",
             r["target"].as_str().unwrap_or_default(),
@@ -171,5 +178,21 @@ fn print_table(rows: &[Value]) {
             r["chunks"],
             notes.join(", ")
         );
+    }
+}
+
+/// The fingerprints a row's backup is encrypted to, space-separated: whole,
+/// so that they can be compared with `gpg --list-keys` or `keygen`'s output.
+fn encrypted_to(row: &Value) -> String {
+    let keys: Vec<&str> = row["recipients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if keys.is_empty() {
+        "(unknown)".to_owned()
+    } else {
+        keys.join(" ")
     }
 }

@@ -8,7 +8,7 @@ use backup_core::manifest::rfc3339;
 use backup_core::{list_backups, Pick};
 use backup_pg::{mirror_backup, Mirror};
 
-use crate::output::human_size;
+use crate::output::{human_size, say};
 use crate::workspace::{Profile, Workspace};
 use crate::{lock, wiring};
 
@@ -25,14 +25,18 @@ pub async fn run(ws: &Workspace, targets: &[String], backup: Option<&str>, dry_r
         bail!("no profile has a [mirror] section; see apps/templates/postgres.toml");
     }
     let mut codes = Vec::new();
+    let mut tally = crate::report::Tally::default();
     for profile in profiles {
+        let codes_before = codes.len();
         let what = format!("mirror of {}", profile.target());
         match crate::interrupt::cancellable(&what, mirror_profile(ws, profile, backup, dry_run)).await {
             Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
             Err(e) => codes.push(crate::report::failure(&profile.target(), "mirror", &e)),
             Ok(()) => {}
         }
+        tally.profile(codes_before, &codes);
     }
+    tally.finish("mirror");
     Ok(crate::report::worst(&codes))
 }
 
@@ -49,28 +53,29 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
     if dry_run {
         let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
         let m = &listing.pick(pick)?.manifest;
-        println!(
+        say!(
             "{target}: would mirror backup {} ({}, {}) into {test}",
             m.id,
             rfc3339(m.time),
             human_size(m.plaintext_size)
         );
-        println!(
+        say!(
             "  restore into a temporary database on {}:{}, then:",
-            test.host, test.port
+            test.host,
+            test.port
         );
         for file in &config.sanitize {
-            println!("  sanitize with {}", file.display());
+            say!("  sanitize with {}", file.display());
         }
         if let Some(check) = &config.check_sql {
-            println!("  check {check:?} returns true");
+            say!("  check {check:?} returns true");
         }
         let previous = if config.keep_previous {
             "keep the previous copy"
         } else {
             "drop the previous copy"
         };
-        println!("  swap it in as {} and {previous}", test.database);
+        say!("  swap it in as {} and {previous}", test.database);
         return Ok(());
     }
     let _dumps = crate::debris::use_dump_folder(ws, profile)?;
@@ -88,7 +93,7 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         lease_ttl: wiring::lease_ttl(profile),
     };
     let report = mirror_backup(&mirror, pick).await?;
-    println!(
+    say!(
         "{target}: mirrored backup {} ({}) into {}: {} tables, {}; backup marked restore-verified",
         report.id,
         report.time,

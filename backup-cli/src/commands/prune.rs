@@ -8,6 +8,7 @@ use backup_core::prune::{self, PrunePlan};
 use backup_core::{list_backups, Listing};
 use chrono::Utc;
 
+use crate::output::say;
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
 
@@ -18,32 +19,56 @@ use crate::workspace::{Profile, Workspace};
 pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) -> Result<ExitCode> {
     let mut codes = Vec::new();
     let mut plans = Vec::new();
+    let mut tally = crate::report::Tally::default();
     for profile in ws.select(targets)? {
-        let lock = if dry_run {
-            None
-        } else {
-            Some(crate::lock::acquire(ws, &crate::lock::profile_lock(profile)))
-        };
-        if let Some(Err(e)) = lock {
-            codes.push(crate::report::failure(&profile.target(), "prune", &e));
-            continue;
-        }
-        let what = format!("prune of {}", profile.target());
-        match crate::interrupt::cancellable(&what, prune_profile(ws, profile, dry_run)).await {
-            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
-            Ok(plan) => {
-                if !json {
-                    print_plan(&plan, dry_run);
-                }
-                plans.push(plan);
-            }
-            Err(e) => codes.push(crate::report::failure(&profile.target(), "prune", &e)),
-        }
+        let codes_before = codes.len();
+        prune_one(ws, profile, dry_run, json, &mut codes, &mut plans).await?;
+        tally.profile(codes_before, &codes);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&plans)?);
+        // Asked for explicitly, so printed also under `-q`.
+        let mut text = serde_json::to_string_pretty(&plans)?;
+        text.push('\n');
+        crate::output::write_stdout(text.as_bytes())?;
+    } else {
+        tally.finish("prune");
     }
     Ok(crate::report::worst(&codes))
+}
+
+/// Prunes one profile, printing its plan or pushing an exit code.
+///
+/// # Errors
+/// Only an interruption, which stops the run.
+async fn prune_one(
+    ws: &Workspace,
+    profile: &Profile,
+    dry_run: bool,
+    json: bool,
+    codes: &mut Vec<u8>,
+    plans: &mut Vec<PrunePlan>,
+) -> Result<()> {
+    let lock = if dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire(ws, &crate::lock::profile_lock(profile)))
+    };
+    if let Some(Err(e)) = lock {
+        codes.push(crate::report::failure(&profile.target(), "prune", &e));
+        return Ok(());
+    }
+    let what = format!("prune of {}", profile.target());
+    match crate::interrupt::cancellable(&what, prune_profile(ws, profile, dry_run)).await {
+        Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
+        Ok(plan) => {
+            if !json {
+                print_plan(&plan, dry_run);
+            }
+            plans.push(plan);
+        }
+        Err(e) => codes.push(crate::report::failure(&profile.target(), "prune", &e)),
+    }
+    Ok(())
 }
 
 /// The plan for a listing of `profile`, now.
@@ -93,7 +118,7 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
 
 fn print_plan(plan: &PrunePlan, dry_run: bool) {
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!(
+    say!(
         "{}: keep {}, {verb} {}, {verb} {} incomplete, {verb} {} untrusted",
         plan.target,
         plan.keep.len(),
@@ -102,7 +127,7 @@ fn print_plan(plan: &PrunePlan, dry_run: bool) {
         plan.untrusted.len()
     );
     for k in &plan.keep {
-        println!(
+        say!(
             "  keep    {}  {}  {}",
             k.id,
             backup_core::manifest::rfc3339(k.time),
@@ -110,13 +135,13 @@ fn print_plan(plan: &PrunePlan, dry_run: bool) {
         );
     }
     for r in &plan.remove {
-        println!("  {verb:<7} {}  {}", r.id, backup_core::manifest::rfc3339(r.time));
+        say!("  {verb:<7} {}  {}", r.id, backup_core::manifest::rfc3339(r.time));
     }
     for i in &plan.incomplete {
-        println!("  {verb:<7} {}  (incomplete)", i.id);
+        say!("  {verb:<7} {}  (incomplete)", i.id);
     }
     for u in &plan.untrusted {
-        println!(
+        say!(
             "  {verb:<7} {}  (untrusted: {})",
             u.id,
             u.reason.as_deref().unwrap_or_default()

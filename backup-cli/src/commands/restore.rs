@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::kinds::{self, Destination};
-use crate::output::parse_time;
+use crate::output::{parse_time, say};
 use crate::wiring;
 use crate::workspace::Workspace;
 
@@ -80,7 +80,7 @@ async fn restore(
         }
     }
     let restored = kinds::restore(ws, profile, &store, decryptor, entry, &dest, &default_dir).await?;
-    println!(
+    say!(
         "{}: restored backup {} ({}) into {}",
         profile.target(),
         m.id,
@@ -88,7 +88,7 @@ async fn restore(
         restored.into
     );
     for line in &restored.lines {
-        println!("  {line}");
+        say!("  {line}");
     }
     let mark = json!({"time": rfc3339(Utc::now()), "to": restored.into});
     if let Err(e) = write_mark(&store, entry.folder(), backup_core::catalog::RESTORED_MARK, &mark).await {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use backup_core::verify::record_verified;
 use backup_core::{list_backups, verify_backup, CatalogEntry, VerifyMode, VerifyReport};
 
-use crate::output::human_size;
+use crate::output::{human_size, say};
 use crate::workspace::{Profile, Workspace};
 use crate::{kinds, wiring};
 
@@ -23,15 +23,19 @@ use crate::{kinds, wiring};
 /// Bad arguments; per-backup failures are reported and set the exit status.
 pub async fn run(ws: &Workspace, targets: &[String], all: bool) -> Result<ExitCode> {
     let mut codes = Vec::new();
+    let mut tally = crate::report::Tally::default();
     for profile in ws.select(targets)? {
         let target = profile.target();
+        let codes_before = codes.len();
         let work = verify_profile(ws, profile, all, &mut codes);
         match crate::interrupt::cancellable(&format!("verify of {target}"), work).await {
             Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
             Err(e) => codes.push(crate::report::failure(&target, "verify", &e)),
             Ok(()) => {}
         }
+        tally.profile(codes_before, &codes);
     }
+    tally.finish("verify");
     Ok(crate::report::worst(&codes))
 }
 
@@ -56,7 +60,7 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
         listing.newest().into_iter().collect()
     };
     if chosen.is_empty() {
-        println!("{target}: no trusted backup to verify");
+        say!("{target}: no trusted backup to verify");
         return Ok(());
     }
     let decryptor = if wiring::has_secret_key(s) {
@@ -69,7 +73,7 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
         let id = &entry.manifest.id;
         match verify_backup(&store, entry, decryptor.clone(), Some(check.as_ref())).await {
             Ok(report) => {
-                println!("{target}: backup {id} OK ({})", describe(&report));
+                say!("{target}: backup {id} OK ({})", describe(&report));
                 if let Err(e) = record_verified(&store, entry, &report).await {
                     tracing::warn!(error = %e.report(), "verified, but could not record the mark in the store");
                 }
@@ -77,7 +81,7 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
             Err(e) => codes.push(crate::report::failure(
                 &target,
                 &format!("verify of backup {id}"),
-                &e.into(),
+                &wiring::wrong_key_hint(e),
             )),
         }
     }
