@@ -34,7 +34,7 @@ pub use manifest::{ChunkRecord, Manifest, ProfileRef};
 pub use memory::MemoryStore;
 pub use openpgp::{generate_key, GeneratedKey, PgpDecryptor, PgpEncryptor};
 pub use pipeline::{default_parallelism, run_backup, BackupOptions, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL};
-pub use restore::{restore_stream, restore_to_file, restore_to_writer, DATA_STREAM};
+pub use restore::{create_private_dirs, restore_stream, restore_to_file, restore_to_writer, DATA_STREAM};
 pub use retention::{KeepPolicy, RetentionPolicy};
 pub use signing::{generate_signing_key, ManifestSigner, SignatureError, SignerKey, TrustedSigners};
 pub use source::{Source, SourceDetails, SourceOutput};

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::catalog::CatalogEntry;
 use crate::error::{Error, Result};
 use crate::layout::{MANIFEST_NAME, SIGNATURE_NAME};
-use crate::restore::DATA_STREAM;
+use crate::restore::{create_private_dirs, DATA_STREAM};
 use crate::source::{Source, SourceOutput};
 use crate::store::{DynStore, StoreExt};
 
@@ -200,15 +200,4 @@ impl Drop for RemoveDirOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Creates `dir` and any missing parents readable by their owner only (0700):
-/// they hold plaintext. Existing folders keep their mode.
-fn create_private_dirs(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))
 }

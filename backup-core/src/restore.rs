@@ -160,6 +160,21 @@ fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Creates `dir` and any missing parents readable by their owner only (0700),
+/// for folders that will hold plaintext (local copies, downloaded dumps).
+/// Existing folders keep their mode (`--to /tmp` stays as it is).
+///
+/// # Errors
+/// [`Error::Io`] naming `dir`.
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
 /// Creates a new file readable and writable by its owner only.
 async fn create_private(path: &Path) -> Result<tokio::fs::File> {
     let mut options = tokio::fs::OpenOptions::new();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backup_core::{
-    default_parallelism, restore_stream, restore_to_file, ByteStream, CatalogEntry, Decryptor, DynStore, Error, Result,
-    StreamCheck, DATA_STREAM,
+    create_private_dirs, default_parallelism, restore_stream, restore_to_file, ByteStream, CatalogEntry, Decryptor,
+    DynStore, Error, Result, StreamCheck, DATA_STREAM,
 };
 
 use crate::conn::PgConn;
@@ -232,17 +232,6 @@ pub async fn write_dump_files(
         written.push(path);
     }
     Ok(written)
-}
-
-/// Creates `dir` and its missing parents readable by their owner only (0700):
-/// they receive plaintext dumps. An existing folder (`--to /tmp`) keeps its mode.
-fn create_private_dirs(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))
 }
 
 /// A name that stays inside its folder: no separators, not `.`/`..`, no
