@@ -11,7 +11,8 @@ pub struct Cli {
     /// Workspace folder (default: the current directory).
     #[arg(long, global = true, env = "BACKUPAPPS_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Machine-readable output (list, check, prune --dry-run).
+    /// Machine-readable output (list, check, verify, prune, restore, db list);
+    /// refused by the other commands.
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output (-v: debug, -vv: trace).
@@ -91,7 +92,9 @@ pub enum Command {
         /// Backup id (default: the newest).
         #[arg(long, conflicts_with = "at")]
         id: Option<String>,
-        /// The newest backup at or before this time.
+        /// The newest backup at or before this time: `latest`; a day
+        /// (YYYY-MM-DD: up to its end, in the retention timezone); or an exact
+        /// time (RFC 3339, or YYYY-MM-DDTHH:MM[:SS] in UTC).
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
         /// Target folder (default: restore/<app>/<profile>/<id> in the workspace);

@@ -5,7 +5,8 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
@@ -127,6 +128,65 @@ pub fn parse_time(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
     .into())
 }
 
+/// What `--at` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// `latest`: the newest backup.
+    Latest,
+    /// A full timestamp: the newest backup at or before exactly this instant.
+    Exact(DateTime<Utc>),
+    /// A bare `YYYY-MM-DD`: the newest backup on or before the end of that
+    /// day. Read as midnight it would exclude every backup of the day itself,
+    /// which is never what "restore as of the 27th" means.
+    Day(NaiveDate),
+}
+
+impl At {
+    /// The last instant `--at` covers, or `None` for the newest backup. A
+    /// day ends where the next one starts in `zone`, the profile's retention
+    /// `timezone`: the same calendar days the `daily` rule keeps, and the
+    /// same answer on every machine reading the store (the host's zone would
+    /// differ between the backing-up host and a fresh recovery host).
+    pub fn until(self, zone: Tz) -> Option<DateTime<Utc>> {
+        match self {
+            At::Latest => None,
+            At::Exact(t) => Some(t),
+            At::Day(day) => {
+                let next = day.succ_opt().unwrap_or(day).and_hms_opt(0, 0, 0).unwrap_or_default();
+                // Midnight can fall into a DST gap (some zones switch at
+                // 00:00): the day then ends at the first instant that exists.
+                let start_of_next = (0..=3)
+                    .find_map(|h| zone.from_local_datetime(&(next + Duration::hours(h))).earliest())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(|| next.and_utc());
+                Some(start_of_next - Duration::nanoseconds(1))
+            }
+        }
+    }
+}
+
+/// Parses `--at`: `latest`, a bare `YYYY-MM-DD` (the whole day, see
+/// [`At::until`]), or a full time as [`parse_time`] reads it.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_at(text: &str) -> anyhow::Result<At> {
+    if text.eq_ignore_ascii_case("latest") {
+        return Ok(At::Latest);
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(At::Day(day));
+    }
+    parse_time("--at", text).map(At::Exact).map_err(|_| {
+        crate::workspace::ConfigError(format!(
+            "--at {text:?} is not a time: use latest, a day (2026-11-26: the newest backup of that day \
+             or before, in the profile's retention timezone), or a time in RFC 3339 (2026-11-26T02:01:00Z) \
+             or YYYY-MM-DD[THH:MM:SS] in UTC"
+        ))
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +208,21 @@ mod tests {
             "2026-11-26T00:00:00+00:00"
         );
         assert!(parse_time("--time", "yesterday").is_err());
+    }
+
+    #[test]
+    fn at_a_day_means_its_end_in_the_zone() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let end = parse_at("2026-11-27").unwrap().until(Tz::UTC).unwrap();
+        assert!(end < utc("2026-11-28T00:00:00Z") && end > utc("2026-11-27T23:59:59.999Z"));
+        // In Paris (UTC+1 in November) the 27th ends at 23:00 UTC.
+        let paris = parse_at("2026-11-27").unwrap().until(chrono_tz::Europe::Paris).unwrap();
+        assert!(paris < utc("2026-11-27T23:00:00Z") && paris > utc("2026-11-27T22:59:59Z"));
+        // Full times keep their exact meaning, whatever the zone.
+        let exact = parse_at("2026-11-27T02:01:00Z").unwrap();
+        assert_eq!(exact.until(chrono_tz::Europe::Paris), Some(utc("2026-11-27T02:01:00Z")));
+        assert_eq!(parse_at("latest").unwrap(), At::Latest);
+        assert_eq!(At::Latest.until(Tz::UTC), None);
+        assert!(parse_at("yesterday").is_err());
     }
 }

@@ -90,6 +90,10 @@ pub struct CatalogEntry {
     pub marks: BTreeMap<String, Value>,
     /// Every object of the backup, manifest and marks included.
     pub objects: Vec<ObjectMeta>,
+    /// Marks present in the store but not readable (too large, not JSON),
+    /// with why: shown as such, so that a damaged note is not mistaken for
+    /// no note at all.
+    pub unreadable_marks: BTreeMap<String, String>,
     folder: BackupFolder,
 }
 
@@ -98,6 +102,105 @@ impl CatalogEntry {
     pub fn folder(&self) -> &BackupFolder {
         &self.folder
     }
+
+    /// The mark `name` as a [`Mark`], `Err` with why when it is present but
+    /// unreadable, `None` when there is none. For display only: marks are
+    /// unsigned and anyone who can write to the store can forge them.
+    pub fn mark(&self, name: &str) -> Option<std::result::Result<Mark, String>> {
+        if let Some(reason) = self.unreadable_marks.get(name) {
+            return Some(Err(reason.clone()));
+        }
+        self.marks.get(name).map(|v| Mark::from_value(name, v))
+    }
+}
+
+/// What a mark says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MarkResult {
+    /// It worked.
+    Ok,
+    /// It failed (the mark's `reason` says why).
+    Failed,
+}
+
+/// A mark, read and bounded: the fields a user is shown, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Mark {
+    /// `checksums` or `full` (verify), `restored` (restore or mirror).
+    pub mode: String,
+    /// Whether it worked.
+    pub result: MarkResult,
+    /// When (RFC 3339 UTC, as re-rendered here, never the stored text).
+    pub time: String,
+    /// Why it failed, shortened to [`MAX_MARK_REASON`] characters with
+    /// control characters removed (it is printed to terminals).
+    pub reason: Option<String>,
+    /// For a failure: when the last success before it was (RFC 3339 UTC).
+    pub last_ok: Option<String>,
+}
+
+/// Longest failure reason a mark keeps (in characters).
+pub const MAX_MARK_REASON: usize = 200;
+
+/// Modes a mark may record; anything else makes the mark unreadable.
+const MARK_MODES: [&str; 3] = ["checksums", "full", "restored"];
+
+impl Mark {
+    /// Interprets the stored JSON of mark `name`. Marks written before modes
+    /// and results were recorded are read as successes (only successes were
+    /// recorded then); a `restored` mark without a mode is a restore.
+    ///
+    /// # Errors
+    /// Why the mark cannot be read (not an object, no valid time, unknown
+    /// mode or result).
+    pub fn from_value(name: &str, value: &Value) -> std::result::Result<Mark, String> {
+        let obj = value.as_object().ok_or("not a JSON object")?;
+        let time = obj
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .ok_or("no valid time")?;
+        let mode = match obj.get("mode") {
+            Some(Value::String(m)) if MARK_MODES.contains(&m.as_str()) => m.clone(),
+            None | Some(Value::Null) if name == RESTORED_MARK => "restored".to_owned(),
+            _ => return Err("unknown or missing mode".into()),
+        };
+        let result = match obj.get("result") {
+            None | Some(Value::Null) => MarkResult::Ok,
+            Some(Value::String(r)) if r == "ok" => MarkResult::Ok,
+            Some(Value::String(r)) if r == "failed" => MarkResult::Failed,
+            _ => return Err("unknown result".into()),
+        };
+        let reason = obj.get("reason").and_then(Value::as_str).map(short_reason);
+        let last_ok = obj
+            .get("last_ok")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| rfc3339(t.with_timezone(&Utc)));
+        Ok(Mark {
+            mode,
+            result,
+            time: rfc3339(time.with_timezone(&Utc)),
+            reason,
+            last_ok,
+        })
+    }
+}
+
+/// A reason fit to store and print: one line, no control characters, at
+/// most [`MAX_MARK_REASON`] characters.
+pub fn short_reason(reason: &str) -> String {
+    let clean: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean = clean.trim();
+    if clean.chars().count() <= MAX_MARK_REASON {
+        return clean.to_owned();
+    }
+    let mut short: String = clean.chars().take(MAX_MARK_REASON - 1).collect();
+    short.push('…');
+    short
 }
 
 /// A backup folder with a manifest that is not trusted, with the reason.
@@ -302,12 +405,13 @@ pub async fn list_backups(store: &DynStore, profile: &ProfileRef, trust: &Trust)
     for (folder, objects, last_modified, judged) in read {
         match judged {
             Judged::Trusted(manifest, signed) => {
-                let marks = read_marks(&**store, &folder, &objects).await;
+                let (marks, unreadable_marks) = read_marks(&**store, &folder, &objects).await;
                 listing.trusted.push(CatalogEntry {
                     manifest: *manifest,
                     signed,
                     marks,
                     objects,
+                    unreadable_marks,
                     folder,
                 });
             }
@@ -406,8 +510,14 @@ async fn judge(
     Judged::Trusted(Box::new(manifest), signed)
 }
 
-async fn read_marks(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectMeta]) -> BTreeMap<String, Value> {
+/// Reads the known marks: `(name → JSON, name → why unreadable)`.
+async fn read_marks(
+    store: &dyn Store,
+    folder: &BackupFolder,
+    objects: &[ObjectMeta],
+) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
     let mut marks = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     // Only the marks this crate writes are read: a store writer could add
     // any number of others.
     for name in [VERIFIED_MARK, RESTORED_MARK] {
@@ -415,14 +525,26 @@ async fn read_marks(store: &dyn Store, folder: &BackupFolder, objects: &[ObjectM
         if !objects.iter().any(|o| o.key == key) {
             continue;
         }
-        // A damaged or oversized mark must not hide the backup: it is only a note.
-        if let Ok(bytes) = store.get_bytes(&key, MAX_MARK_SIZE).await {
-            if let Ok(value) = serde_json::from_slice(&bytes) {
-                marks.insert(name.to_owned(), value);
+        // A damaged or oversized mark must not hide the backup: it is only a
+        // note, shown as unreadable. The reason is ours, never the mark's text.
+        match store.get_bytes(&key, MAX_MARK_SIZE).await {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(value) => {
+                    marks.insert(name.to_owned(), value);
+                }
+                Err(_) => {
+                    unreadable.insert(name.to_owned(), "not JSON".to_owned());
+                }
+            },
+            Err(Error::Format { .. }) => {
+                unreadable.insert(name.to_owned(), format!("larger than {} KiB", MAX_MARK_SIZE / 1024));
+            }
+            Err(e) => {
+                unreadable.insert(name.to_owned(), short_reason(&e.report()));
             }
         }
     }
-    marks
+    (marks, unreadable)
 }
 
 /// Records a mark (`verified`, `restored`) on a backup, replacing an older one
@@ -455,4 +577,52 @@ pub async fn remove_backup(store: &DynStore, folder: &BackupFolder, objects: &[O
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn marks_written_before_results_existed_read_as_successes() {
+        let old_verify = json!({"time": "2026-11-26T02:01:00Z", "mode": "checksums", "chunks": 3});
+        let m = Mark::from_value(VERIFIED_MARK, &old_verify).unwrap();
+        assert_eq!((m.mode.as_str(), m.result), ("checksums", MarkResult::Ok));
+        // Restore and mirror marks never had a mode.
+        let mirror = json!({"time": "2026-11-26T02:01:00+01:00", "kind": "mirror", "to": "shop_test"});
+        let m = Mark::from_value(RESTORED_MARK, &mirror).unwrap();
+        assert_eq!((m.mode.as_str(), m.result), ("restored", MarkResult::Ok));
+        assert_eq!(
+            m.time, "2026-11-26T01:01:00Z",
+            "re-rendered in UTC, not the stored text"
+        );
+    }
+
+    #[test]
+    fn malformed_marks_are_refused_with_a_reason() {
+        for (name, bad) in [
+            (VERIFIED_MARK, json!([1, 2])),
+            (VERIFIED_MARK, json!({"mode": "full"})),
+            (VERIFIED_MARK, json!({"time": "yesterday", "mode": "full"})),
+            (VERIFIED_MARK, json!({"time": "2026-11-26T02:01:00Z"})),
+            (VERIFIED_MARK, json!({"time": "2026-11-26T02:01:00Z", "mode": "deep"})),
+            (
+                RESTORED_MARK,
+                json!({"time": "2026-11-26T02:01:00Z", "result": "maybe"}),
+            ),
+        ] {
+            assert!(Mark::from_value(name, &bad).is_err(), "{name}: {bad}");
+        }
+    }
+
+    #[test]
+    fn reasons_are_one_short_line() {
+        let long = format!("\u{1b}[31mred\nline{}", "é".repeat(500));
+        let short = short_reason(&long);
+        assert_eq!(short.chars().count(), MAX_MARK_REASON);
+        assert!(short.ends_with('…') && !short.chars().any(char::is_control), "{short}");
+        assert_eq!(short_reason("  chunk damaged \n"), "chunk damaged");
+    }
 }

@@ -26,7 +26,7 @@ pub mod testing;
 pub mod verify;
 
 pub use bigbuf::BigBuf;
-pub use catalog::{list_backups, CatalogEntry, Listing, Pick, Signed, Trust};
+pub use catalog::{list_backups, CatalogEntry, Listing, Mark, MarkResult, Pick, Signed, Trust};
 pub use encrypt::{Decryptor, Encryptor};
 pub use error::{BoxError, Error, Result};
 pub use keyring::{KeyIdentity, KeyRing, LockedKey};

@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::catalog::{write_mark, CatalogEntry, VERIFIED_MARK};
+use crate::catalog::{short_reason, write_mark, CatalogEntry, MarkResult, VERIFIED_MARK};
 use crate::encrypt::Decryptor;
 use crate::error::Result;
 use crate::manifest::rfc3339;
@@ -115,7 +115,8 @@ pub async fn verify_backup(
     })
 }
 
-/// Records a successful verification as the backup's `verified` mark.
+/// Records a successful verification as the backup's `verified` mark
+/// (`"result": "ok"`), replacing the previous one: the newest verify wins.
 ///
 /// # Errors
 /// The store's error.
@@ -123,9 +124,39 @@ pub async fn record_verified(store: &DynStore, entry: &CatalogEntry, report: &Ve
     let mark = json!({
         "time": rfc3339(report.time),
         "mode": report.mode,
+        "result": "ok",
+        "reason": null,
         "chunks": report.chunks,
         "plaintext_bytes": report.plaintext_bytes,
         "detail": report.structure,
+    });
+    write_mark(store, entry.folder(), VERIFIED_MARK, &mark).await
+}
+
+/// Records a failed verification as the backup's `verified` mark
+/// (`"result": "failed"` with a short reason). It replaces an earlier
+/// success on purpose: a backup that no longer verifies must not go on
+/// showing as verified. The earlier success's time is kept as `last_ok`.
+///
+/// # Errors
+/// The store's error.
+pub async fn record_verify_failed(
+    store: &DynStore,
+    entry: &CatalogEntry,
+    mode: VerifyMode,
+    reason: &str,
+) -> Result<()> {
+    let last_ok = match entry.mark(VERIFIED_MARK) {
+        Some(Ok(m)) if m.result == MarkResult::Ok => Some(m.time),
+        Some(Ok(m)) => m.last_ok,
+        _ => None,
+    };
+    let mark = json!({
+        "time": rfc3339(Utc::now()),
+        "mode": mode,
+        "result": "failed",
+        "reason": short_reason(reason),
+        "last_ok": last_ok,
     });
     write_mark(store, entry.folder(), VERIFIED_MARK, &mark).await
 }

@@ -16,7 +16,7 @@ use crate::{lock, wiring};
 ///
 /// # Errors
 /// Connection, tool or configuration errors, naming the server.
-pub async fn run(ws: &Workspace, command: DbCommand) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, command: DbCommand, json: bool) -> Result<ExitCode> {
     match command {
         DbCommand::List { server, target } => {
             let (_, conn) = server_of(ws, server, target.as_deref())?;
@@ -29,13 +29,20 @@ pub async fn run(ws: &Workspace, command: DbCommand) -> Result<ExitCode> {
                 )
                 .await
                 .with_context(|| admin.to_string())?;
-            for row in rows {
-                let size: i64 = row.get(1);
-                println!(
-                    "{:<40} {:>12}",
-                    row.get::<_, &str>(0),
-                    crate::output::human_size(size.max(0) as u64)
-                );
+            let databases: Vec<(&str, u64)> = rows
+                .iter()
+                .map(|row| (row.get::<_, &str>(0), row.get::<_, i64>(1).max(0) as u64))
+                .collect();
+            if json {
+                let rows: Vec<_> = databases
+                    .iter()
+                    .map(|(name, bytes)| serde_json::json!({"database": name, "size_bytes": bytes}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for (name, bytes) in databases {
+                    println!("{name:<40} {:>12}", crate::output::human_size(bytes));
+                }
             }
         }
         DbCommand::Ping {

@@ -44,7 +44,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     super::list::run(&ws, std::slice::from_ref(&target), false, false).await?;
 
     println!("\n== 4. verify (signature, download, check SHA-256, decrypt, read the archive)");
-    let code = super::verify::run(&ws, std::slice::from_ref(&target), false).await?;
+    let code = super::verify::run(&ws, std::slice::from_ref(&target), false, false).await?;
     if code != ExitCode::SUCCESS {
         bail!("the demo backup did not verify");
     }
@@ -58,7 +58,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         preserve_owners: false,
         db: Default::default(),
     };
-    super::restore::run(&ws, &target, Some(&manifest.id), None, dest).await?;
+    super::restore::run(&ws, &target, Some(&manifest.id), None, dest, false).await?;
     let original = dir.join("sample-data");
     let landed = restored.join(original.strip_prefix("/").unwrap_or(&original));
     let compared = compare_trees(&original, &landed)?;

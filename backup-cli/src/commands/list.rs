@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use backup_core::catalog::{RESTORED_MARK, VERIFIED_MARK};
 use backup_core::manifest::rfc3339;
-use backup_core::{list_backups, Listing, Signed};
+use backup_core::{list_backups, CatalogEntry, Listing, Mark, MarkResult, Signed};
 use serde_json::{json, Value};
 
 use crate::output::human_size;
@@ -71,14 +71,13 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
     for entry in &listing.trusted {
         let m = &entry.manifest;
         let kept = plan.keep.iter().find(|k| k.id == m.id);
-        let mark_time = |name: &str| {
-            entry
-                .marks
-                .get(name)
-                .and_then(|v| v.get("time"))
-                .cloned()
-                .unwrap_or(Value::Null)
+        // Marks are unsigned notes from the store: shown, never used to
+        // decide anything. Only a successful one fills the old time fields.
+        let ok_field = |name: &str, field: fn(&Mark) -> Value| match entry.mark(name) {
+            Some(Ok(m)) if m.result == MarkResult::Ok => field(&m),
+            _ => Value::Null,
         };
+        let mark_time = |name: &str| ok_field(name, |m| Value::from(m.time.as_str()));
         let (status, signer) = match &entry.signed {
             Signed::By(fingerprint) => ("trusted", Value::from(fingerprint.as_str())),
             _ => ("unsigned", Value::Null),
@@ -99,10 +98,14 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
             "keep": kept.is_some(),
             "reasons": kept.map(|k| k.reasons.clone()).unwrap_or_default(),
             "verified": mark_time(VERIFIED_MARK),
-            "verified_mode": entry.marks.get(VERIFIED_MARK).and_then(|v| v.get("mode")).cloned().unwrap_or(Value::Null),
+            "verified_mode": ok_field(VERIFIED_MARK, |m| Value::from(m.mode.as_str())),
             "restored": mark_time(RESTORED_MARK),
             // A restore (or a mirror) that succeeded proved this backup restorable.
-            "restore_verified": entry.marks.contains_key(RESTORED_MARK),
+            "restore_verified": matches!(entry.mark(RESTORED_MARK), Some(Ok(m)) if m.result == MarkResult::Ok),
+            "marks": {
+                VERIFIED_MARK: mark_json(entry, VERIFIED_MARK),
+                RESTORED_MARK: mark_json(entry, RESTORED_MARK),
+            },
         }));
     }
     for u in &listing.untrusted {
@@ -126,9 +129,53 @@ fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
             "verified_mode": Value::Null,
             "restored": Value::Null,
             "restore_verified": false,
+            "marks": {VERIFIED_MARK: Value::Null, RESTORED_MARK: Value::Null},
         }));
     }
     rows
+}
+
+/// A mark as `list --json` shows it: `{mode, result, time, reason, last_ok}`,
+/// `{"result": "unreadable", "reason"}` when it cannot be read, null when
+/// there is none.
+fn mark_json(entry: &CatalogEntry, name: &str) -> Value {
+    match entry.mark(name) {
+        None => Value::Null,
+        Some(Ok(m)) => serde_json::to_value(m).unwrap_or(Value::Null),
+        Some(Err(why)) => json!({
+            "mode": Value::Null,
+            "result": "unreadable",
+            "time": Value::Null,
+            "reason": why,
+            "last_ok": Value::Null,
+        }),
+    }
+}
+
+/// A mark as the table shows it, e.g. `verified (checksums) <time>`,
+/// `verify FAILED (full) <time>: <reason>`, `restored <time>`.
+fn mark_note(name: &str, mark: &Value) -> Option<String> {
+    let field = |f: &str| mark[f].as_str().unwrap_or("?");
+    let (done, doing) = if name == VERIFIED_MARK {
+        ("verified", "verify")
+    } else {
+        ("restored", "restore")
+    };
+    match mark["result"].as_str()? {
+        "ok" if name == VERIFIED_MARK => Some(format!("{done} ({}) {}", field("mode"), field("time"))),
+        "ok" => Some(format!("{done} {}", field("time"))),
+        "failed" => Some(format!(
+            "{doing} FAILED{} {}: {}",
+            if name == VERIFIED_MARK {
+                format!(" ({})", field("mode"))
+            } else {
+                String::new()
+            },
+            field("time"),
+            mark["reason"].as_str().unwrap_or("no reason recorded")
+        )),
+        _ => Some(format!("unreadable mark '{name}' ({})", field("reason"))),
+    }
 }
 
 fn print_table(rows: &[Value], recipients: bool) {
@@ -157,11 +204,8 @@ fn print_table(rows: &[Value], recipients: bool) {
             if r["status"] == "unsigned" {
                 notes.push("UNSIGNED".into());
             }
-            if let Some(t) = r["verified"].as_str() {
-                notes.push(format!("verified ({}) {t}", r["verified_mode"].as_str().unwrap_or("?")));
-            }
-            if let Some(t) = r["restored"].as_str() {
-                notes.push(format!("restored {t}"));
+            for name in [VERIFIED_MARK, RESTORED_MARK] {
+                notes.extend(mark_note(name, &r["marks"][name]));
             }
             notes
         };

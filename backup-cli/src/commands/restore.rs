@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::kinds::{self, Destination};
-use crate::output::{parse_time, say};
+use crate::output::{parse_at, say};
 use crate::wiring;
 use crate::workspace::Workspace;
 
@@ -26,9 +26,10 @@ pub async fn run(
     id: Option<&str>,
     at: Option<&str>,
     dest: Destination,
+    json: bool,
 ) -> Result<ExitCode> {
     let what = format!("restore of {target}");
-    crate::interrupt::cancellable(&what, restore(ws, target, id, at, dest)).await
+    crate::interrupt::cancellable(&what, restore(ws, target, id, at, dest, json)).await
 }
 
 async fn restore(
@@ -37,8 +38,9 @@ async fn restore(
     id: Option<&str>,
     at: Option<&str>,
     dest: Destination,
+    json: bool,
 ) -> Result<ExitCode> {
-    let at = at.map(|t| parse_time("--at", t)).transpose()?;
+    let at = at.map(parse_at).transpose()?;
     if dest.preserve_owners {
         // Refused before anything is read from the store.
         let options = backup_files::ExtractOptions::new().with_preserve_owners(true);
@@ -56,10 +58,11 @@ async fn restore(
     let trust = wiring::trust(ws, s)?;
     let decryptor = wiring::decryptor_soon(ws, s)?;
     let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
-    let pick = match (id, at) {
+    let pick = match (id, at.map(|at| at.until(s.retention.timezone))) {
         (Some(id), _) => Pick::Id(id),
-        (None, Some(at)) => Pick::At(at),
-        (None, None) => Pick::Newest,
+        (None, Some(Some(until))) => Pick::At(until),
+        // No --at, or `--at latest`.
+        (None, _) => Pick::Newest,
     };
     let entry = listing.pick(pick).map_err(|e| match e {
         backup_core::Error::Untrusted { .. } if id.is_none() => anyhow::Error::new(e)
@@ -80,15 +83,27 @@ async fn restore(
         }
     }
     let restored = kinds::restore(ws, profile, &store, decryptor, entry, &dest, &default_dir).await?;
-    say!(
-        "{}: restored backup {} ({}) into {}",
-        profile.target(),
-        m.id,
-        rfc3339(m.time),
-        restored.into
-    );
-    for line in &restored.lines {
-        say!("  {line}");
+    if json {
+        // Asked for explicitly, so printed also under `-q`.
+        let row = json!({
+            "target": profile.target(),
+            "id": m.id,
+            "time": rfc3339(m.time),
+            "into": restored.into,
+            "details": restored.lines,
+        });
+        crate::output::write_stdout(format!("{}\n", serde_json::to_string_pretty(&row)?).as_bytes())?;
+    } else {
+        say!(
+            "{}: restored backup {} ({}) into {}",
+            profile.target(),
+            m.id,
+            rfc3339(m.time),
+            restored.into
+        );
+        for line in &restored.lines {
+            say!("  {line}");
+        }
     }
     let mark = json!({"time": rfc3339(Utc::now()), "to": restored.into});
     if let Err(e) = write_mark(&store, entry.folder(), backup_core::catalog::RESTORED_MARK, &mark).await {

@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use backup_core::verify::record_verified;
+use backup_core::verify::{record_verified, record_verify_failed};
 use backup_core::{list_backups, verify_backup, CatalogEntry, VerifyMode, VerifyReport};
+
+use serde_json::{json, Value};
 
 use crate::output::{human_size, say};
 use crate::workspace::{Profile, Workspace};
@@ -21,25 +23,49 @@ use crate::{kinds, wiring};
 ///
 /// # Errors
 /// Bad arguments; per-backup failures are reported and set the exit status.
-pub async fn run(ws: &Workspace, targets: &[String], all: bool) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, targets: &[String], all: bool, json: bool) -> Result<ExitCode> {
     let mut codes = Vec::new();
+    // With `--json`: one object per backup looked at, printed at the end.
+    let mut rows = Vec::new();
     let mut tally = crate::report::Tally::default();
     for profile in ws.select(targets)? {
         let target = profile.target();
         let codes_before = codes.len();
-        let work = verify_profile(ws, profile, all, &mut codes);
+        let work = verify_profile(ws, profile, all, &mut codes, json.then_some(&mut rows));
         match crate::interrupt::cancellable(&format!("verify of {target}"), work).await {
             Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
-            Err(e) => codes.push(crate::report::failure(&target, "verify", &e)),
+            Err(e) => {
+                if json {
+                    rows.push(row(&target, None, None, "failed", Some(format!("{e:#}"))));
+                }
+                codes.push(crate::report::failure(&target, "verify", &e));
+            }
             Ok(()) => {}
         }
         tally.profile(codes_before, &codes);
     }
-    tally.finish("verify");
+    if json {
+        // Asked for explicitly, so printed also under `-q`.
+        let text = format!("{}\n", serde_json::to_string_pretty(&Value::Array(rows))?);
+        crate::output::write_stdout(text.as_bytes())?;
+    } else {
+        tally.finish("verify");
+    }
     Ok(crate::report::worst(&codes))
 }
 
-async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mut Vec<u8>) -> Result<()> {
+/// One `verify --json` object: `result` is `ok`, `failed` or `untrusted`.
+fn row(target: &str, id: Option<&str>, mode: Option<VerifyMode>, result: &str, error: Option<String>) -> Value {
+    json!({"target": target, "id": id, "mode": mode, "result": result, "error": error})
+}
+
+async fn verify_profile(
+    ws: &Workspace,
+    profile: &Profile,
+    all: bool,
+    codes: &mut Vec<u8>,
+    mut rows: Option<&mut Vec<Value>>,
+) -> Result<()> {
     let target = profile.target();
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;
@@ -52,6 +78,9 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
     };
     for u in suspicious {
         eprintln!("{target}: verify of backup {} failed: not trusted: {}", u.id, u.reason);
+        if let Some(rows) = rows.as_deref_mut() {
+            rows.push(row(&target, Some(&u.id), None, "untrusted", Some(u.reason.clone())));
+        }
         codes.push(1);
     }
     let chosen: Vec<&CatalogEntry> = if all {
@@ -60,7 +89,9 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
         listing.newest().into_iter().collect()
     };
     if chosen.is_empty() {
-        say!("{target}: no trusted backup to verify");
+        if rows.is_none() {
+            say!("{target}: no trusted backup to verify");
+        }
         return Ok(());
     }
     let decryptor = if wiring::has_secret_key(s) {
@@ -73,16 +104,32 @@ async fn verify_profile(ws: &Workspace, profile: &Profile, all: bool, codes: &mu
         let id = &entry.manifest.id;
         match verify_backup(&store, entry, decryptor.clone(), Some(check.as_ref())).await {
             Ok(report) => {
-                say!("{target}: backup {id} OK ({})", describe(&report));
+                match rows.as_deref_mut() {
+                    Some(rows) => rows.push(row(&target, Some(id), Some(report.mode), "ok", None)),
+                    None => say!("{target}: backup {id} OK ({})", describe(&report)),
+                }
                 if let Err(e) = record_verified(&store, entry, &report).await {
                     tracing::warn!(error = %e.report(), "verified, but could not record the mark in the store");
                 }
             }
-            Err(e) => codes.push(crate::report::failure(
-                &target,
-                &format!("verify of backup {id}"),
-                &wiring::wrong_key_hint(e),
-            )),
+            Err(e) => {
+                let e = wiring::wrong_key_hint(e);
+                // The mode that was attempted: full only with a secret key.
+                let mode = if decryptor.is_some() {
+                    VerifyMode::Full
+                } else {
+                    VerifyMode::Checksums
+                };
+                // A failure is evidence too: recorded so that `list` stops
+                // showing an earlier success as the backup's state.
+                if let Err(me) = record_verify_failed(&store, entry, mode, &format!("{e:#}")).await {
+                    tracing::warn!(error = %me.report(), "verify failed, and the failure could not be recorded in the store");
+                }
+                if let Some(rows) = rows.as_deref_mut() {
+                    rows.push(row(&target, Some(id), Some(mode), "failed", Some(format!("{e:#}"))));
+                }
+                codes.push(crate::report::failure(&target, &format!("verify of backup {id}"), &e));
+            }
         }
     }
     Ok(())
