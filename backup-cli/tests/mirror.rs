@@ -107,10 +107,15 @@ fn mirror_makes_a_sanitized_copy_and_marks_the_backup() {
     );
     let list = m.p.ws.list("shop/db");
     assert!(list[0]["restored"].is_string(), "{:?}", list[0]);
+    assert_eq!(list[0]["marks"]["restored"]["mode"], "restored", "{:?}", list[0]);
+    assert_eq!(list[0]["marks"]["restored"]["result"], "ok", "{:?}", list[0]);
     let id = list[0]["id"].as_str().unwrap();
     let mark = fs::read_to_string(backup_folder(&m.p.ws, "shop/db", id).join("marks/restored.json")).unwrap();
     assert!(
-        mark.contains("\"kind\": \"mirror\"") && mark.contains("\"tables\": 3"),
+        mark.contains("\"kind\": \"mirror\"")
+            && mark.contains("\"tables\": 3")
+            && mark.contains("\"mode\": \"restored\"")
+            && mark.contains("\"result\": \"ok\""),
         "{mark}"
     );
 }

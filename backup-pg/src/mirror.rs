@@ -314,6 +314,8 @@ async fn mirror_under_lease(mirror: &Mirror<'_>, pick: Pick<'_>) -> Result<Mirro
     let mark = backup_core::reexports::serde_json::json!({
         "time": rfc3339(backup_core::reexports::chrono::Utc::now()),
         "kind": "mirror",
+        "mode": "restored",
+        "result": "ok",
         "to": report.into,
         "database_size": report.refresh.database_size,
         "tables": report.refresh.tables,

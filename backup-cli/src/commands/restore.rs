@@ -105,7 +105,7 @@ async fn restore(
             say!("  {line}");
         }
     }
-    let mark = json!({"time": rfc3339(Utc::now()), "to": restored.into});
+    let mark = json!({"time": rfc3339(Utc::now()), "mode": "restored", "result": "ok", "to": restored.into});
     if let Err(e) = write_mark(&store, entry.folder(), backup_core::catalog::RESTORED_MARK, &mark).await {
         tracing::warn!(error = %e.report(), "restored, but could not record the restore in the store");
     }
