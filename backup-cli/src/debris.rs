@@ -7,8 +7,7 @@
 //! a dead run's store lease on this host is taken over by the lease.)
 //! A run cut short by a signal leaves none of these.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -37,17 +36,7 @@ pub struct DumpFolderUse {
 /// # Errors
 /// When the lock file cannot be opened.
 pub fn use_dump_folder(ws: &Workspace, profile: &Profile) -> Result<DumpFolderUse> {
-    let dir = ws.home.join("data").join("locks");
-    crate::private::create_dirs(&dir)?;
-    let path = dir.join(format!("dumps-{}-{}.lock", profile.app, profile.name));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let (file, path) = crate::lock::open_lock_file(ws, &format!("dumps-{}-{}", profile.app, profile.name))?;
     // Alone (exclusive): any dump folder there is a dead run's. Then shared,
     // like every other run that keeps a dump there.
     if file.try_lock().is_ok() {

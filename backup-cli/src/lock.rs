@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
@@ -25,18 +26,7 @@ pub struct ProfileLock {
 /// When another process holds it (naming its pid and start time), or the
 /// lock file cannot be created.
 pub fn acquire(ws: &Workspace, what: &str) -> Result<ProfileLock> {
-    let dir = ws.home.join("data").join("locks");
-    // `data/` holds plaintext too: when the lock is first to make it, 0700.
-    crate::private::create_dirs(&dir)?;
-    let path = dir.join(format!("{what}.lock"));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let (mut file, path) = open_lock_file(ws, what)?;
     match file.try_lock() {
         Ok(()) => {
             let holder = format!(
@@ -81,4 +71,24 @@ impl std::error::Error for LockHeld {}
 /// (the store lease keeps hosts apart).
 pub fn profile_lock(profile: &crate::workspace::Profile) -> String {
     format!("profile-{}-{}", profile.app, profile.name)
+}
+
+/// Opens (creating it 0600) the lock file `data/locks/<name>.lock`.
+///
+/// # Errors
+/// When the folder or the file cannot be created.
+pub fn open_lock_file(ws: &Workspace, name: &str) -> Result<(File, PathBuf)> {
+    let dir = ws.home.join("data").join("locks");
+    // `data/` holds plaintext too: when the lock is first to make it, 0700.
+    crate::private::create_dirs(&dir)?;
+    let path = dir.join(format!("{name}.lock"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    Ok((file, path))
 }
