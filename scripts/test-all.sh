@@ -20,11 +20,20 @@ command -v jq >/dev/null || need+=(jq)
 command -v script >/dev/null || need+=(bsdutils)
 command -v keystone-wsgi-public >/dev/null || need+=(keystone python3-keystone)
 /usr/bin/python3 -c 'import keystonemiddleware' 2>/dev/null || need+=(python3-keystonemiddleware)
+command -v aws >/dev/null || need+=(awscli)
+command -v azurite-blob >/dev/null || command -v npm >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   echo "installing: ${need[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+# Azurite, the Azure Blob emulator the az:// store tests run against: from npm
+# (Debian has no package), installed globally so that `azurite-blob` is on PATH.
+if ! command -v azurite-blob >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  echo "installing: azurite (npm)"
+  $sudo npm install -g --no-fund --no-audit azurite
 fi
 
 cargo fmt --all -- --check

@@ -11,8 +11,8 @@ pub struct Cli {
     /// Workspace folder (default: the current directory).
     #[arg(long, global = true, env = "BACKUPAPPS_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Machine-readable output (list, check, verify, prune, restore, db list);
-    /// refused by the other commands.
+    /// Machine-readable output (list, check, backup, verify, prune, mirror,
+    /// restore, copy, db list, ls, find, diff, info, dump); refused by the other commands.
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output (-v: debug, -vv: trace).
@@ -29,6 +29,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once per run: a large `restore` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold a workspace (with commented templates); --demo adds a runnable sample app.
@@ -84,6 +86,14 @@ pub enum Command {
         /// still need an old secret key after a key rotation).
         #[arg(long)]
         recipients: bool,
+        /// Also the backups under store prefixes no profile names any more
+        /// (a removed profile file, a changed dest_prefix).
+        #[arg(long)]
+        all: bool,
+        /// List this store instead of `[store] url` (e.g. a `copy_to` store):
+        /// file:///path, swift://…, s3://… or az://….
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Restore a backup into a folder, or (postgres) into a new database.
     Restore {
@@ -111,8 +121,14 @@ pub enum Command {
         /// by default both are dropped).
         #[arg(long, conflicts_with = "to_db")]
         preserve_owners: bool,
+        /// Command profiles: feed the backup into the profile's
+        /// `restore_command` (its stdin) instead of writing a file.
+        #[arg(long, conflicts_with_all = ["to", "to_db", "preserve_owners"])]
+        to_command: bool,
         #[command(flatten)]
         db: DbRestoreArgs,
+        #[command(flatten)]
+        files: FilesRestoreArgs,
     },
     /// Download, decrypt and check backups (checksums only without a secret key).
     Verify {
@@ -121,6 +137,11 @@ pub enum Command {
         /// Every trusted backup, not only the newest (and name every untrusted one).
         #[arg(long)]
         all: bool,
+        /// Restore drill: fully verify the newest trusted backup and one
+        /// older trusted backup picked at random (needs the secret key);
+        /// what `[verify] schedule` runs.
+        #[arg(long, conflicts_with = "all")]
+        drill: bool,
     },
     /// Refresh test databases from the newest backup, safely (postgres profiles with [mirror]).
     Mirror {
@@ -143,12 +164,102 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print a man page (roff), or write every page with --out-dir.
+    Man {
+        /// The subcommand whose page to print (`db list`); none: the main page.
+        subcommand: Vec<String>,
+        /// Write backupapps.1 and backupapps-<subcommand>.1 for every
+        /// subcommand (nested ones too) into DIR instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        out_dir: Option<PathBuf>,
+    },
     /// Database utilities on the profiles' servers.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// Copy trusted backups to a second store (an off-site copy): checked,
+    /// idempotent (what is complete there is skipped), resumable.
+    ///
+    /// Default: every trusted backup of each selected profile, like `restic
+    /// copy` — cheap when most are there already (one manifest read each).
+    /// Untrusted or damaged backups are named and not copied (exit 1).
+    Copy {
+        /// `app` or `app/profile`; none means all.
+        targets: Vec<String>,
+        /// The destination: file:///path, swift://container[/prefix],
+        /// s3://bucket[/prefix] or az://container[/prefix] (credentials from
+        /// `[store.swift]`, `[store.s3]`, `[store.azure]` and the environment).
+        #[arg(long, value_name = "URL")]
+        to_store: String,
+        /// Only this backup (id or unique prefix; give its app/profile as TARGET).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["all", "newest"])]
+        id: Option<String>,
+        /// Every trusted backup (the default).
+        #[arg(long, conflicts_with = "newest")]
+        all: bool,
+        /// Only the newest N trusted backups of each profile.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        newest: Option<u32>,
+        /// Objects copied at once (memory is about this many chunks).
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallelism: u32,
+    },
+    /// The entries of one backup, read from its index (like `restic ls -l`).
+    Ls {
+        /// `app/profile`.
+        target: String,
+        /// Only what is at or under PATH (e.g. /srv/app/media).
+        path: Option<PathBuf>,
+        /// Backup id or unique prefix (default: the newest).
+        #[arg(long, conflicts_with = "at")]
+        id: Option<String>,
+        /// The newest backup at or before this time (as for restore).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Which backups hold entries matching a glob, newest first, with size and mtime.
+    Find {
+        /// `app/profile`.
+        target: String,
+        /// A glob: `*.jpg` matches names anywhere, `srv/app/**/x` whole paths.
+        pattern: String,
+        /// Search every trusted backup, not only the newest.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Entries added, removed or changed (type, size, mtime, mode) between two backups.
+    Diff {
+        /// `app/profile`.
+        target: String,
+        /// The older backup (id or unique prefix).
+        id1: String,
+        /// The newer backup (id or unique prefix).
+        id2: String,
+    },
+    /// One backup in full: times, sizes, chunks, source details, keys, signer, marks, retention.
+    Info {
+        /// `app/profile`.
+        target: String,
+        /// Backup id or unique prefix (default: the newest).
+        #[arg(long, conflicts_with = "at")]
+        id: Option<String>,
+        /// The newest backup at or before this time (as for restore).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Write one file of a files backup to stdout, fetching only its chunks.
+    Dump {
+        /// `app/profile`.
+        target: String,
+        /// The file's path as it was backed up (e.g. /srv/app/config.yml).
+        path: PathBuf,
+        /// Backup id or unique prefix (default: the newest).
+        #[arg(long, conflicts_with = "at")]
+        id: Option<String>,
+        /// The newest backup at or before this time (as for restore).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Apply retention: remove backups no rule keeps, and stale incomplete ones.
     Prune {
@@ -181,6 +292,27 @@ pub struct DbRestoreArgs {
     /// With --to-db: skip the dump's owners; objects belong to the restoring role.
     #[arg(long, requires = "to_db")]
     pub no_owner: bool,
+    /// Postgres: restore only this table (exact name, any schema unless
+    /// --schema is given too; definition and rows, as pg_restore -t); repeatable.
+    #[arg(long, value_name = "TABLE", conflicts_with = "replace")]
+    pub table: Vec<String>,
+    /// Postgres: restore only the objects of this schema (pg_restore -n);
+    /// with --table, only those tables of it; repeatable.
+    #[arg(long, value_name = "SCHEMA", conflicts_with = "replace")]
+    pub schema: Vec<String>,
+}
+
+/// Which entries of a files backup `restore` brings back.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilesRestoreArgs {
+    /// Files: restore only entries matching GLOB (a folder brings its
+    /// contents; `*.jpg` matches names anywhere, `srv/app/**/x` whole
+    /// paths), fetching only the chunks that hold them; repeatable.
+    #[arg(long, value_name = "GLOB", conflicts_with_all = ["to_db", "to_command"])]
+    pub include: Vec<String>,
+    /// Files: leave out entries matching GLOB (and what is in such folders); repeatable.
+    #[arg(long, value_name = "GLOB", conflicts_with_all = ["to_db", "to_command"])]
+    pub exclude: Vec<String>,
 }
 
 /// Which server of a postgres profile.
@@ -251,4 +383,6 @@ pub enum ScheduleCommand {
     Run,
     /// Print crontab lines equivalent to the configuration.
     Crontab,
+    /// The scheduled jobs (backup, mirror, verify drill) and their next fire times.
+    List,
 }

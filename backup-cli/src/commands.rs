@@ -1,7 +1,9 @@
 //! Dispatch, exit codes, and what every command over several profiles shares.
 
 mod backup;
+mod browse;
 mod check;
+mod copy;
 mod db;
 mod demo;
 mod init;
@@ -12,6 +14,7 @@ mod prune;
 mod restore;
 mod schedule;
 mod verify;
+mod verify_drill;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +23,11 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, DbCommand, ScheduleCommand};
 use crate::workspace::Workspace;
+pub(crate) use browse::partial::restore_selected;
 
 /// The commands that print JSON with `--json`, for the refusal message.
-const JSON_COMMANDS: &str = "list, check, verify, prune, restore and db list";
+const JSON_COMMANDS: &str =
+    "list, check, backup, verify, prune, mirror, restore, copy, schedule list, db list, ls, find, diff, info and dump";
 
 /// The name of a command without JSON output, as the user typed it; `None`
 /// for the commands in [`JSON_COMMANDS`]. An exhaustive match, so a new
@@ -33,17 +38,26 @@ fn without_json(command: &Command) -> Option<&'static str> {
         | Command::Check { .. }
         | Command::Verify { .. }
         | Command::Prune { .. }
+        | Command::Backup { .. }
+        | Command::Mirror { .. }
         | Command::Restore { .. }
+        | Command::Copy { .. }
+        | Command::Ls { .. }
+        | Command::Find { .. }
+        | Command::Diff { .. }
+        | Command::Info { .. }
+        | Command::Dump { .. }
+        | Command::Schedule {
+            command: ScheduleCommand::List,
+        }
         | Command::Db {
             command: DbCommand::List { .. },
         } => None,
         Command::Init { .. } => Some("init"),
         Command::Demo { .. } => Some("demo"),
         Command::Keygen { .. } => Some("keygen"),
-        Command::Backup { .. } => Some("backup"),
-        Command::Mirror { .. } => Some("mirror"),
         Command::Completions { .. } => Some("completions"),
-        Command::Man => Some("man"),
+        Command::Man { .. } => Some("man"),
         Command::Schedule {
             command: ScheduleCommand::Run,
         } => Some("schedule run"),
@@ -92,10 +106,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::output::write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let mut text = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut text)?;
-            crate::output::write_stdout(&text)?;
+        Command::Man { subcommand, out_dir } => {
+            match out_dir {
+                Some(dir) => {
+                    let written = crate::manpages::write_all(&dir)?;
+                    crate::output::say!("wrote {written} man pages to {}", dir.display());
+                }
+                None => crate::output::write_stdout(&crate::manpages::page(&subcommand)?)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Schedule {
@@ -115,6 +133,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     | Command::Verify { .. }
                     | Command::Mirror { .. }
                     | Command::Prune { .. }
+                    | Command::Copy { .. }
             ) {
                 // These clean up what they started before exiting (DESIGN §7).
                 crate::interrupt::install()?;
@@ -125,9 +144,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     targets,
                     time,
                     no_prune,
-                } => backup::run(&ws, &targets, time.as_deref(), no_prune).await,
-                Command::List { targets, recipients } => list::run(&ws, &targets, json, recipients).await,
+                } => backup::run(&ws, &targets, time.as_deref(), no_prune, json).await,
+                Command::List {
+                    targets,
+                    recipients,
+                    store,
+                    all,
+                } => list::run_with(&ws, &targets, json, recipients, store.as_deref(), all).await,
                 Command::Check { targets } => check::run(&ws, &targets, json).await,
+                Command::Ls { target, path, id, at } => {
+                    browse::ls::run(&ws, &target, id.as_deref(), at.as_deref(), path.as_deref(), json).await
+                }
+                Command::Find { target, pattern, all } => browse::find::run(&ws, &target, &pattern, all, json).await,
+                Command::Diff { target, id1, id2 } => browse::diff::run(&ws, &target, &id1, &id2, json).await,
+                Command::Info { target, id, at } => {
+                    browse::info::run(&ws, &target, id.as_deref(), at.as_deref(), json).await
+                }
+                Command::Dump { target, path, id, at } => {
+                    browse::dump::run(&ws, &target, &path, id.as_deref(), at.as_deref(), json).await
+                }
                 Command::Restore {
                     target,
                     id,
@@ -136,7 +171,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     to_db,
                     replace,
                     preserve_owners,
+                    to_command,
                     db,
+                    files,
                 } => {
                     let dest = crate::kinds::Destination {
                         to,
@@ -144,23 +181,42 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         replace,
                         preserve_owners,
                         db,
+                        to_command,
+                        files,
                     };
                     restore::run(&ws, &target, id.as_deref(), at.as_deref(), dest, json).await
                 }
-                Command::Verify { targets, all } => verify::run(&ws, &targets, all, json).await,
+                Command::Verify {
+                    targets, drill: true, ..
+                } => verify_drill::run(&ws, &targets, json).await,
+                Command::Verify { targets, all, .. } => verify::run(&ws, &targets, all, json).await,
                 Command::Mirror {
                     targets,
                     backup,
                     dry_run,
-                } => mirror::run(&ws, &targets, backup.as_deref(), dry_run).await,
+                } => mirror::run(&ws, &targets, backup.as_deref(), dry_run, json).await,
                 Command::Db { command } => db::run(&ws, command, json).await,
+                Command::Schedule {
+                    command: ScheduleCommand::List,
+                } => schedule::list(&ws, json),
                 Command::Schedule { .. } => schedule::crontab(&ws),
                 Command::Prune { targets, dry_run } => prune::run(&ws, &targets, dry_run, json).await,
+                Command::Copy {
+                    targets,
+                    to_store,
+                    id,
+                    all: _,
+                    newest,
+                    parallelism,
+                } => {
+                    let which = copy::Which::from_args(id.as_deref(), newest);
+                    copy::run(&ws, &targets, &to_store, which, parallelism as usize, json).await
+                }
                 Command::Init { .. }
                 | Command::Demo { .. }
                 | Command::Keygen { .. }
                 | Command::Completions { .. }
-                | Command::Man => {
+                | Command::Man { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -7,14 +7,18 @@ mod cli;
 mod commands;
 mod debris;
 mod hints;
+mod hooks;
 mod interrupt;
 mod kinds;
 mod lock;
+mod manpages;
 mod monitoring;
+mod orphans;
 mod output;
 mod private;
 mod progress;
 mod report;
+mod scheduler;
 mod settings;
 mod templates;
 mod unlocking;
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // An interruption was logged in one line already.
             if interrupt::signal_of(&e).is_none() {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", hints::render(&e));
             }
             ExitCode::from(report::exit_code(&e))
         }

@@ -40,7 +40,11 @@ pub fn worst(codes: &[u8]) -> ExitCode {
 /// Prints one profile's failure and returns its exit code.
 pub fn failure(target: &str, what: &str, error: &anyhow::Error) -> u8 {
     // Not `eprintln!`: a closed stderr must not turn the failure into a panic.
-    let _ = writeln!(std::io::stderr(), "{target}: {what} failed: {error:#}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{target}: {what} failed: {}",
+        crate::hints::render(error)
+    );
     exit_code(error)
 }
 

@@ -19,6 +19,8 @@ pub enum Kind {
     Files,
     /// A PostgreSQL database (`[source]`, `[mirror]`).
     Postgres,
+    /// A program's standard output (`command`, `restore_command`).
+    Command,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
         match self {
             Kind::Files => backup_files::KIND,
             Kind::Postgres => backup_pg::KIND,
+            Kind::Command => backup_command::KIND,
         }
     }
 }
@@ -39,8 +42,9 @@ pub struct ProfileSettings {
     pub kind: Option<Kind>,
     /// Store folder of this profile's backups, unique in the workspace.
     pub dest_prefix: Option<String>,
-    /// Cron expression for `schedule run` / `schedule crontab`.
-    #[serde(default, deserialize_with = "crate::validate::schedule")]
+    /// Cron expression for `schedule run` / `schedule crontab` (the
+    /// `[schedule]` table of `backupapps.toml` is the scheduler's own).
+    #[serde(default, deserialize_with = "crate::scheduler::config::profile_schedule")]
     pub schedule: Option<String>,
     /// Folders to back up (files profiles).
     #[serde(default)]
@@ -67,6 +71,39 @@ pub struct ProfileSettings {
     /// `[monitoring]`: healthcheck pings and the Prometheus textfile.
     #[serde(default)]
     pub monitoring: crate::monitoring::MonitoringSettings,
+    /// Hook run before each backup; failing fails the backup (`hooks.rs`).
+    #[serde(default)]
+    pub before_backup: Option<crate::hooks::HookCommands>,
+    /// Hook run after each stored backup.
+    #[serde(default)]
+    pub after_backup: Option<crate::hooks::HookCommands>,
+    /// Hook run after a failed backup.
+    #[serde(default)]
+    pub on_error: Option<crate::hooks::HookCommands>,
+    /// Longest time each hook may run (`"5m"`, the default).
+    #[serde(default, deserialize_with = "crate::hooks::timeout")]
+    pub hook_timeout: Option<String>,
+    /// Command profiles: the program and arguments whose stdout is backed up.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Command profiles: the program `restore` feeds the backup into.
+    #[serde(default)]
+    pub restore_command: Vec<String>,
+    /// Command profiles: the file name `restore --to DIR` writes (default `<profile>.out`).
+    pub restore_file_name: Option<String>,
+    /// `[verify]`: scheduled restore drills.
+    #[serde(default)]
+    pub verify: VerifySection,
+}
+
+/// `[verify]`, global or per profile.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySection {
+    /// Cron expression: `schedule run` fully verifies the newest backup and
+    /// one older trusted backup picked at random (`verify --drill`).
+    #[serde(default, deserialize_with = "crate::validate::schedule")]
+    pub schedule: Option<String>,
 }
 
 impl ProfileSettings {
@@ -84,6 +121,60 @@ impl ProfileSettings {
         }
         Ok(config)
     }
+
+    /// `[store.s3]` as S3 settings.
+    ///
+    /// # Errors
+    /// Names `origin` (the file) and the bad key.
+    pub fn s3_config(&self, origin: &str) -> anyhow::Result<backup_object_store::S3Config> {
+        let table = self.store.s3.clone().unwrap_or_default();
+        no_inline_secret(
+            &table,
+            origin,
+            "[store.s3]",
+            &[
+                ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                ("session_token", "AWS_SESSION_TOKEN"),
+            ],
+        )?;
+        Ok(toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| backup_core::Error::config(format!("{origin} [store.s3]"), e.to_string()))?)
+    }
+
+    /// `[store.azure]` as Azure Blob settings.
+    ///
+    /// # Errors
+    /// Names `origin` (the file) and the bad key.
+    pub fn azure_config(&self, origin: &str) -> anyhow::Result<backup_object_store::AzureConfig> {
+        let table = self.store.azure.clone().unwrap_or_default();
+        no_inline_secret(
+            &table,
+            origin,
+            "[store.azure]",
+            &[
+                ("access_key", "AZURE_STORAGE_ACCOUNT_KEY"),
+                ("connection_string", "AZURE_STORAGE_CONNECTION_STRING"),
+            ],
+        )?;
+        Ok(toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| backup_core::Error::config(format!("{origin} [store.azure]"), e.to_string()))?)
+    }
+}
+
+/// Refuses a secret written into the configuration itself (`key = "…"`),
+/// saying to use `key_file` or the variable instead.
+fn no_inline_secret(table: &toml::Table, origin: &str, section: &str, secrets: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (key, var) in secrets {
+        if table.contains_key(*key) {
+            anyhow::bail!(backup_core::Error::config(
+                format!("{origin} {section} {key}"),
+                format!("secrets are not kept in the configuration: put it in a file (chmod 600) named by {key}_file, or set {var}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What to keep of the newest backup in `data/`.
@@ -138,13 +229,22 @@ impl<'de> Deserialize<'de> for MirrorSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// `file:///path` or `swift://container[/prefix]`.
+    /// `file:///path`, `swift://container[/prefix]`, `s3://bucket[/prefix]`
+    /// or `az://container[/prefix]`.
     pub url: Option<String>,
     /// An OpenStack RC file (same as `[store.swift] openrc`).
     pub openrc: Option<PathBuf>,
     /// `[store.swift]`: credentials and tuning, read as `backup_swift::SwiftConfig`
     /// (kept as a table here so that its secrets are never serialised).
     pub swift: Option<toml::Table>,
+    /// `[store.s3]`: S3 endpoint, region, keys, read as `backup_object_store::S3Config`.
+    pub s3: Option<toml::Table>,
+    /// `[store.azure]`: Azure Blob account and keys, read as `backup_object_store::AzureConfig`.
+    pub azure: Option<toml::Table>,
+    /// Further stores every new backup is copied to after it is stored
+    /// (`copy`), and that `prune` applies retention on: store URLs.
+    #[serde(default)]
+    pub copy_to: Vec<String>,
 }
 
 /// One path or several (`secret_key = "a"` or `secret_key = ["new", "old"]`).
@@ -229,10 +329,21 @@ impl Default for ProfileSettings {
                 url: None,
                 openrc: None,
                 swift: None,
+                s3: None,
+                azure: None,
+                copy_to: Vec::new(),
             },
             encryption: EncryptionSettings::default(),
             retention: KeepPolicy::standard(),
             monitoring: Default::default(),
+            before_backup: None,
+            after_backup: None,
+            on_error: None,
+            hook_timeout: None,
+            command: Vec::new(),
+            restore_command: Vec::new(),
+            restore_file_name: None,
+            verify: VerifySection::default(),
             backup: TuningSettings {
                 chunk_size: ByteSize(backup_core::DEFAULT_CHUNK_SIZE as u64),
                 zstd_level: backup_core::DEFAULT_ZSTD_LEVEL,
@@ -300,6 +411,19 @@ mod tests {
         assert!(parse_size("3 parsecs").is_err());
         // Overflows are an error, not a wrap or a panic.
         assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn store_secrets_are_refused_inline() {
+        let mut settings = ProfileSettings::default();
+        settings.store.s3 = Some(toml::from_str("secret_access_key = \"hush\"").unwrap());
+        let e = settings.s3_config("backupapps.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("secret_access_key_file") && e.contains("AWS_SECRET_ACCESS_KEY") && !e.contains("hush"),
+            "{e}"
+        );
+        settings.store.azure = Some(toml::from_str("account = \"a\"\naccess_key_file = \"k\"").unwrap());
+        assert!(settings.azure_config("backupapps.toml").is_ok());
     }
 
     #[test]

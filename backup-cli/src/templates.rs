@@ -7,3 +7,5 @@ pub const GLOBAL: &str = include_str!("../templates/backupapps.toml");
 pub const FILES: &str = include_str!("../templates/files.toml");
 /// `apps/templates/postgres.toml`.
 pub const POSTGRES: &str = include_str!("../templates/postgres.toml");
+/// `apps/templates/command.toml`.
+pub const COMMAND: &str = include_str!("../templates/command.toml");

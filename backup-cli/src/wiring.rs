@@ -22,15 +22,25 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
     let Some(url) = settings.store.url.as_deref() else {
         bail!("{origin}: [store] url is missing; set e.g. url = \"file:///var/backups/backupapps\" in backupapps.toml");
     };
+    store_at(ws, settings, url, origin)
+}
+
+/// The store at `url` (`[store] url`, a `copy_to` entry, `--to-store`,
+/// `list --store`), with the credentials of `[store.swift]` and the
+/// environment.
+///
+/// # Errors
+/// Names the URL and what is wrong with it.
+pub fn store_at(ws: &Workspace, settings: &ProfileSettings, url: &str, origin: &str) -> Result<DynStore> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() {
-            bail!("{origin}: [store] url {url:?} has no path; use file:///absolute/path");
+            bail!("{origin}: store URL {url:?} has no path; use file:///absolute/path");
         }
         let root = ws.path(&PathBuf::from(path));
         let store = backup_fs::FsStore::new(&root).map_err(|e| {
             crate::hints::hint(
                 e,
-                format!("check [store] url {url:?} and that the volume is mounted and writable"),
+                format!("check the store URL {url:?} and that the volume is mounted and writable"),
             )
         })?;
         return Ok(Arc::new(store));
@@ -42,7 +52,47 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
             .with_context(|| format!("{origin}: [store]"))?;
         return Ok(Arc::new(store));
     }
-    bail!("{origin}: [store] url {url:?} is not supported; use file:///path or swift://container")
+    if url.starts_with("s3://") || url.starts_with("az://") {
+        return object_store_at(ws, settings, url, origin);
+    }
+    bail!("{origin}: store URL {url:?} is not supported; use file:///path, swift://container, s3://bucket or az://container")
+}
+
+/// An `s3://` or `az://` store, with `[store.s3]` / `[store.azure]` and the
+/// AWS / Azure variables; secret files must be their owner's only.
+fn object_store_at(ws: &Workspace, settings: &ProfileSettings, url: &str, origin: &str) -> Result<DynStore> {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let (section, built) = if url.starts_with("s3://") {
+        let config = settings.s3_config(origin)?;
+        for (key, file) in [
+            ("secret_access_key_file", &config.secret_access_key_file),
+            ("session_token_file", &config.session_token_file),
+        ] {
+            if let Some(file) = file {
+                crate::private::require_private(&ws.path(file), &format!("[store.s3] {key}"))?;
+            }
+        }
+        (
+            "[store.s3]",
+            backup_object_store::CloudStore::s3(url, &config, &ws.home, &env),
+        )
+    } else {
+        let config = settings.azure_config(origin)?;
+        for (key, file) in [
+            ("access_key_file", &config.access_key_file),
+            ("connection_string_file", &config.connection_string_file),
+        ] {
+            if let Some(file) = file {
+                crate::private::require_private(&ws.path(file), &format!("[store.azure] {key}"))?;
+            }
+        }
+        (
+            "[store.azure]",
+            backup_object_store::CloudStore::azure(url, &config, &ws.home, &env),
+        )
+    };
+    let store = built.with_context(|| format!("{origin}: {section} for {url}"))?;
+    Ok(Arc::new(store))
 }
 
 /// The encryptor for `[encryption] recipients`.

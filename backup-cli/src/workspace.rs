@@ -20,6 +20,9 @@ pub struct Workspace {
     pub home: PathBuf,
     /// Every profile, by `app/profile`.
     pub profiles: BTreeMap<String, Profile>,
+    /// The settings as `backupapps.toml` (and the environment) set them,
+    /// without any profile: the run's monitoring URLs, the default store.
+    pub global: ProfileSettings,
 }
 
 /// One backup profile.
@@ -145,10 +148,21 @@ impl Workspace {
             );
         }
         let global_file = home.join(GLOBAL_FILE);
+        // Without it every command would run on built-in defaults and find
+        // nothing: `check` saying OK and `list` printing nothing, exit 0, in
+        // the wrong folder. A mistake, so an error (exit 2).
+        if !global_file.is_file() {
+            return Err(ConfigError(format!(
+                "not a workspace: {home} has no {GLOBAL_FILE} — run `backupapps init` to make one \
+                 (`backupapps init {home}`), or pass --home DIR (or set BACKUPAPPS_HOME) to use an existing workspace",
+                home = home.display(),
+            ))
+            .into());
+        }
         // Checked on its own too, so that its mistakes are named even without profiles.
-        layered(&global_file, None, false)
+        let global = layered(&global_file, None, false)
             .extract::<ProfileSettings>()
-            .map_err(|e| config_error(e, &global_file))?;
+            .map_err(|e| config_error(e, &home, &global_file, &[&global_file]))?;
         let mut profiles = BTreeMap::new();
         let apps = home.join("apps");
         for (app, file) in profile_files(&apps)? {
@@ -156,7 +170,7 @@ impl Workspace {
             let postgres = file_kind(&global_file, &file) != Some(Kind::Files);
             let settings: ProfileSettings = layered(&global_file, Some(&file), postgres)
                 .extract()
-                .map_err(|e| config_error(e, &file))?;
+                .map_err(|e| config_error(e, &home, &file, &[&global_file, &file]))?;
             let mut profile = Profile {
                 app: app.clone(),
                 name,
@@ -180,7 +194,7 @@ impl Workspace {
                 );
             }
         }
-        Ok(Workspace { home, profiles })
+        Ok(Workspace { home, profiles, global })
     }
 
     /// Resolves a path from the configuration against the workspace.
@@ -226,6 +240,16 @@ impl Workspace {
     }
 }
 
+/// A path given on the command line, made absolute from the current
+/// directory (DESIGN §4): never resolved against the workspace, which only
+/// paths in its configuration files are.
+///
+/// # Errors
+/// When the current directory cannot be read.
+pub fn cli_path(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
 /// `apps/<app>/<profile>.toml`, skipping `apps/templates/`.
 fn profile_files(apps: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
@@ -259,7 +283,12 @@ fn check_profile(profile: &Profile) -> Result<()> {
             }
         }
         Some(Kind::Postgres) => {}
-        None => bail!("{file}: missing `kind = \"files\"` or `kind = \"postgres\"`"),
+        Some(Kind::Command) => {
+            if s.command.is_empty() {
+                bail!("{file}: kind = \"command\" needs `command = [\"program\", \"arg\", ...]` (its stdout is backed up)");
+            }
+        }
+        None => bail!("{file}: missing `kind = \"files\"`, `kind = \"postgres\"` or `kind = \"command\"`"),
     }
     match s.dest_prefix.as_deref() {
         None => bail!(
@@ -275,30 +304,72 @@ fn check_profile(profile: &Profile) -> Result<()> {
 }
 
 /// Figment's message names the key and, for file values, the file; add the
-/// file for the cases it does not (a TOML syntax error names only the line).
-fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
+/// file for the cases it does not (a TOML syntax error names only the line),
+/// and blame the file that holds the key when a whole section was refused
+/// (figment names the first file of a merged section, not the one with the
+/// bad key). `files` are the files layered, lowest precedence first.
+fn config_error(e: figment::Error, home: &Path, file: &Path, files: &[&Path]) -> anyhow::Error {
+    // Files as the workspace names them (`apps/app/db.toml`), wherever the
+    // command was run from.
+    let shown = |p: &Path| p.strip_prefix(home).unwrap_or(p).display().to_string();
     let hint = "fix it, or compare with apps/templates/";
     let mut lines = Vec::new();
     for error in e {
-        // Name the file the value came from (figment knows), or the
-        // environment variable, else the file being loaded; then
-        // `[section] key`, as users write it.
+        // `[section] key`, as users write it; figment's profile name
+        // (`default`) is its own business.
         let mut path: Vec<&str> = error
             .path
             .iter()
             .map(String::as_str)
             .filter(|p| *p != "default")
             .collect();
-        let source = match error.metadata.as_ref() {
-            Some(m) if m.source.is_some() => m.source.as_ref().map(|s| s.to_string()).unwrap_or_default(),
-            Some(m) if m.name.contains("environment") => {
+        let kind = error.kind.to_string();
+        // The key a section's own check names first (`within: "3x" is …`).
+        let named = match &error.kind {
+            figment::error::Kind::Message(m) => m.split([':', ' ']).next().map(str::to_owned),
+            _ => None,
+        };
+        let from_env = error.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+        // The environment wins over the files: a variable setting the key is to blame.
+        let env_var = named.as_deref().map(|key| {
+            let mut parts = path.clone();
+            parts.push(key);
+            format!("BACKUPAPPS_{}", parts.join("__").to_ascii_uppercase())
+        });
+        let env_var = env_var.filter(|v| std::env::var_os(v).is_some());
+        let holder = match &env_var {
+            Some(_) => None,
+            None => named.as_deref().and_then(|key| holder(files, &path, key)),
+        };
+        let source = match (holder, error.metadata.as_ref()) {
+            (_, _) if env_var.is_some() => format!("environment variable {}", env_var.unwrap_or_default()),
+            (Some(h), _) => shown(h),
+            (None, Some(m)) if m.source.is_some() => match m.source.as_ref() {
+                Some(figment::Source::File(p)) => shown(p),
+                other => other.map(|s| s.to_string()).unwrap_or_default(),
+            },
+            (None, _) if from_env => {
                 let var = format!("BACKUPAPPS_{}", path.join("__").to_ascii_uppercase());
                 // A section refused whole names only the section.
                 let more = if path.len() < 2 { "__…" } else { "" };
                 format!("environment variable {var}{more}")
             }
-            _ => file.display().to_string(),
+            _ => shown(file),
         };
+        if let figment::error::Kind::UnknownField(field, expected) = &error.kind {
+            // `unknown key retention.dayly in backupapps.toml`: the key as
+            // written, without the config library's internal prefixes.
+            if path.last() != Some(&field.as_str()) {
+                path.push(field);
+            }
+            let expected = if expected.is_empty() {
+                "this section has no keys".to_owned()
+            } else {
+                format!("known keys: {}", expected.join(", "))
+            };
+            lines.push(format!("unknown key {} in {source} ({expected})", path.join(".")));
+            continue;
+        }
         let key = path.pop().unwrap_or_default();
         const SECTIONS: [&str; 8] = [
             "store",
@@ -317,10 +388,30 @@ fn config_error(e: figment::Error, file: &Path) -> anyhow::Error {
             [] => format!(" {key}"),
             sections => format!(" [{}] {key}", sections.join(".")),
         };
-        let kind = error.kind.to_string();
         lines.push(format!("{source}{place}: {}", kind.trim_end()).replace(" TOML file", ""));
     }
     anyhow::Error::new(ConfigError(format!("{}; {hint}", lines.join("; "))))
+}
+
+/// The file with the highest precedence among `files` whose table at
+/// `section` sets `key`: the one whose value was used, so the one to fix.
+fn holder<'f>(files: &[&'f Path], section: &[&str], key: &str) -> Option<&'f Path> {
+    files.iter().rev().copied().find(|f| {
+        let Some(table) = std::fs::read_to_string(f)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+        else {
+            return false;
+        };
+        let mut here = &table;
+        for part in section {
+            match here.get(*part).and_then(toml::Value::as_table) {
+                Some(t) => here = t,
+                None => return false,
+            }
+        }
+        here.contains_key(key)
+    })
 }
 
 /// A configuration problem (exit status 2).

@@ -175,7 +175,7 @@ fn unknown_key_in_source_or_mirror_is_named_at_load() {
     );
     let out = ws.fails(&["list"], 2);
     assert!(
-        out.contains("hots") && out.contains("apps/shop/db.toml [source]"),
+        out.contains("source.hots") && out.contains("apps/shop/db.toml"),
         "{out}"
     );
     ws.write(
@@ -183,7 +183,10 @@ fn unknown_key_in_source_or_mirror_is_named_at_load() {
         "kind = \"postgres\"\ndest_prefix = \"shop/db\"\n[source]\ndatabase = \"shop\"\n[mirror]\nsanitise = []\n",
     );
     let out = ws.fails(&["list"], 2);
-    assert!(out.contains("sanitise") && out.contains("[mirror]"), "{out}");
+    assert!(
+        out.contains("sanitise") && out.contains("mirror") && out.contains("apps/shop/db.toml"),
+        "{out}"
+    );
 }
 
 #[test]

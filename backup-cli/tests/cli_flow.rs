@@ -79,11 +79,12 @@ fn list_json_shape_and_json_flag_position() {
     let chunk_bytes: u64 = fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("data-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".zst.gpg"))
         .map(|e| e.metadata().unwrap().len())
         .sum();
+    // Every chunk counts: the data's and the index's.
     assert_eq!(row["size"].as_u64().unwrap(), chunk_bytes);
-    assert_eq!(row["chunks"].as_u64().unwrap(), 1);
+    assert_eq!(row["chunks"].as_u64().unwrap(), 2, "one data and one index chunk");
     assert!(
         row["reasons"].as_array().unwrap().iter().any(|r| r == "daily 1/7"),
         "{row}"

@@ -174,8 +174,6 @@ fn json_is_honoured_or_refused_by_every_command() {
         ("init", &["init", new.to_str().unwrap()]),
         ("demo", &["demo", "--dir", demo.to_str().unwrap()]),
         ("keygen", &["keygen", "--name", "other", "--no-passphrase"]),
-        ("backup", &["backup"]),
-        ("mirror", &["mirror"]),
         ("schedule run", &["schedule", "run"]),
         ("schedule crontab", &["schedule", "crontab"]),
         ("completions", &["completions", "bash"]),
@@ -196,6 +194,18 @@ fn json_is_honoured_or_refused_by_every_command() {
     // Refused before any work: nothing was created, no backup was added.
     assert!(!new.exists() && !demo.exists() && !other_key.exists());
     assert_eq!(ws.list("app/files").len(), 1);
+    // `backup --json`: one object per profile, also under -q, nothing else on stdout.
+    for args in [&["backup", "--json"][..], &["-q", "--json", "backup"]] {
+        let rows = json(&ws.ok(args));
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["target"], "app/files");
+        assert_eq!(rows[0]["result"], "ok");
+        assert!(rows[0]["error"].is_null());
+        let id = rows[0]["id"].as_str().unwrap();
+        assert!(ws.list("app/files").iter().any(|r| r["id"] == id), "{id}");
+        assert!(rows[0]["stored_size"].as_u64().unwrap() > 0 && rows[0]["chunks"].as_u64().unwrap() > 0);
+    }
 }
 
 /// `verify --json`: one object per verified backup.

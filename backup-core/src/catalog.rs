@@ -308,11 +308,10 @@ impl Listing {
                         reason: u.reason.clone(),
                     });
                 }
-                let found: Vec<&CatalogEntry> = self
-                    .trusted
-                    .iter()
-                    .filter(|e| e.manifest.id.starts_with(id) && !id.is_empty())
-                    .collect();
+                let found: Vec<&CatalogEntry> = match self.trusted.iter().find(|e| e.manifest.id == id) {
+                    Some(exact) => vec![exact],
+                    None => self.trusted.iter().filter(|e| id_matches(&e.manifest.id, id)).collect(),
+                };
                 match found.as_slice() {
                     [one] => Ok(one),
                     [] => Err(no(format!("no trusted backup with id {id}"))),
@@ -334,6 +333,17 @@ impl Listing {
                 .ok_or_else(|| no(format!("no trusted backup at or before {}", rfc3339(at)))),
         }
     }
+}
+
+/// Whether `query` names backup `id`: a prefix of the whole id
+/// (`20261126T0201`), or of its random part after the time (`3f9a` for
+/// `20261126T020100Z-3f9a`), the short form people copy from a listing.
+fn id_matches(id: &str, query: &str) -> bool {
+    if query.is_empty() {
+        return false;
+    }
+    let short = id.rsplit_once('-').map_or("", |(_, random)| random);
+    id.starts_with(query) || short.starts_with(query)
 }
 
 /// Lists the backups of one profile and sorts them into trusted, untrusted
@@ -584,6 +594,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn ids_match_by_prefix_or_by_their_random_part() {
+        let id = "20261126T020100Z-3f9a";
+        assert!(id_matches(id, "20261126T02"));
+        assert!(id_matches(id, "3f9"));
+        assert!(id_matches(id, id));
+        assert!(!id_matches(id, ""));
+        assert!(!id_matches(id, "f9a"), "the random part matches from its start only");
+        assert!(!id_matches(id, "20261127"));
+    }
 
     #[test]
     fn marks_written_before_results_existed_read_as_successes() {

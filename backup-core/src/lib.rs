@@ -5,8 +5,10 @@ mod bigbuf;
 pub mod catalog;
 mod chunker;
 pub mod cleanup;
+pub mod copy;
 mod encrypt;
 mod error;
+pub mod index;
 mod keyring;
 pub mod layout;
 pub mod lease;
@@ -27,6 +29,7 @@ pub mod verify;
 
 pub use bigbuf::BigBuf;
 pub use catalog::{list_backups, CatalogEntry, Listing, Mark, MarkResult, Pick, Signed, Trust};
+pub use copy::{copy_backups, CopyOptions, CopyOutcome, CopyReport, CopyStatus, Selection};
 pub use encrypt::{Decryptor, Encryptor};
 pub use error::{BoxError, Error, Result};
 pub use keyring::{KeyIdentity, KeyRing, LockedKey};

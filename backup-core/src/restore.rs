@@ -265,7 +265,9 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn open_chunk(
+/// Authenticates, decrypts and decompresses one fetched chunk (see
+/// [`restore_stream`] for the checks).
+pub(crate) fn open_chunk(
     key: &str,
     sealed: Bytes,
     chunk: &ChunkRecord,

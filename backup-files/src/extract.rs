@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::nofollow::{Owner, Tree};
 use crate::options::ExtractOptions;
 use crate::pax;
 use crate::pipe::StreamReader;
+use crate::select::Selection;
 use crate::staging::{self, CancelAware, WorkerGuard};
 
 /// Restores a backup's tar stream into `target` (see [`extract_archive`]).
@@ -33,6 +35,17 @@ pub async fn restore_to_dir(
     label: &str,
     options: &ExtractOptions,
 ) -> Result<ArchiveSummary> {
+    restore_selected_to_dir(stream, target, label, options, None).await
+}
+
+/// [`restore_to_dir`] restoring only the entries `selection` selects.
+pub(crate) async fn restore_selected_to_dir(
+    stream: ByteStream,
+    target: &Path,
+    label: &str,
+    options: &ExtractOptions,
+    selection: Option<Arc<Selection>>,
+) -> Result<ArchiveSummary> {
     options.check()?;
     let (download, registration) = futures::stream::AbortHandle::new_pair();
     let reader = StreamReader::new(Box::pin(futures::stream::Abortable::new(stream, registration)));
@@ -43,7 +56,8 @@ pub async fn restore_to_dir(
         cancelled: cancelled.clone(),
     };
     let (dir, label, options) = (target.to_owned(), label.to_owned(), options.clone());
-    let worker = tokio::task::spawn_blocking(move || extract_archive(reader, &dir, &label, &options));
+    let worker =
+        tokio::task::spawn_blocking(move || extract_selected(reader, &dir, &label, &options, selection.as_deref()));
     let mut guard = WorkerGuard {
         cancelled,
         download,
@@ -136,6 +150,17 @@ pub fn extract_archive(
     label: &str,
     options: &ExtractOptions,
 ) -> Result<ArchiveSummary> {
+    extract_selected(reader, target, label, options, None)
+}
+
+/// [`extract_archive`] of only the entries `selection` selects (all when `None`).
+pub(crate) fn extract_selected(
+    reader: impl Read,
+    target: &Path,
+    label: &str,
+    options: &ExtractOptions,
+    selection: Option<&Selection>,
+) -> Result<ArchiveSummary> {
     options.check()?;
     let created_target = fs::symlink_metadata(target).is_err();
     fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
@@ -144,7 +169,7 @@ pub fn extract_archive(
     let staging = target.join(&name);
     let result = open_staging(target, &name, &staging).and_then(|(target_dir, staging_dir)| {
         let mut tree = Tree::new(staging_dir, staging.clone());
-        let (summary, dirs) = extract_into(reader, &mut tree, label, options)?;
+        let (summary, dirs) = extract_into(reader, &mut tree, label, options, selection)?;
         let names = staged_names(&staging)?;
         // Refused before folder modes are applied: a read-only staged folder
         // could not be removed by an unprivileged user afterwards.
@@ -194,6 +219,7 @@ fn extract_into(
     tree: &mut Tree,
     label: &str,
     options: &ExtractOptions,
+    selection: Option<&Selection>,
 ) -> Result<(ArchiveSummary, Vec<DirFix>)> {
     let mut archive = tar::Archive::new(reader);
     let mut summary = ArchiveSummary::default();
@@ -207,6 +233,9 @@ fn extract_into(
         let rel = safe_relative(&name, label)?;
         if rel.as_os_str().is_empty() {
             continue;
+        }
+        if selection.is_some_and(|s| !s.selects(name.as_os_str().as_bytes())) {
+            continue; // its content is skipped by the next header read
         }
         let kind = entry.header().entry_type();
         let times = times_of(&mut entry, label)?;

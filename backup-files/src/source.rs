@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -13,9 +14,11 @@ use tar::{EntryType, Header, HeaderMode};
 use walkdir::WalkDir;
 
 use crate::config::{FilesConfig, OnUnreadable};
+use crate::entry::{EntryKind, FileEntry};
 use crate::error::FilesError;
 use crate::pax;
 use crate::pipe::{ChannelWriter, ErrorSender};
+use crate::spool::{index_stream, Spool};
 
 /// Backs up folders as one POSIX tar stream. See the crate docs.
 #[derive(Debug, Clone)]
@@ -93,12 +96,17 @@ impl Source for FilesSource {
         let details = SourceDetails::default();
         let this = self.clone();
         let recorder = details.clone();
+        let (index_tx, index_rx) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let mut archiver = Archiver {
                 source: &this,
-                tar: tar::Builder::new(writer),
+                tar: tar::Builder::new(Counting {
+                    inner: writer,
+                    written: 0,
+                }),
                 errors,
                 counts: Counts::default(),
+                index: Spool::new(crate::KIND),
             };
             // On failure the error already went down the stream; the stream then
             // ends without the archive's end blocks, so it can never pass as whole.
@@ -112,11 +120,27 @@ impl Source for FilesSource {
                 recorder.set("dir_count", counts.dirs);
                 recorder.set("symlink_count", counts.symlinks);
                 recorder.set("skipped", counts.skipped);
-                let _ = archiver.tar.into_inner().and_then(|mut w| w.flush());
+                let Archiver { tar, index, errors, .. } = archiver;
+                if tar.into_inner().and_then(|mut w| w.flush()).is_ok() {
+                    // Sent only for a complete archive: without it the index
+                    // stream fails, and with it the backup.
+                    match index.finish() {
+                        Ok(spooled) => {
+                            let _ = index_tx.send(spooled);
+                        }
+                        Err(e) => errors.send(Error::io("index spool file", e)),
+                    }
+                }
             }
         });
         let data = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-        Ok(SourceOutput::single(Box::pin(data), details))
+        Ok(SourceOutput {
+            streams: vec![
+                (backup_core::DATA_STREAM.to_owned(), Box::pin(data)),
+                (backup_core::index::INDEX_STREAM.to_owned(), index_stream(index_rx)),
+            ],
+            details,
+        })
     }
 }
 
@@ -133,9 +157,28 @@ struct Stop;
 
 struct Archiver<'a> {
     source: &'a FilesSource,
-    tar: tar::Builder<ChannelWriter>,
+    tar: tar::Builder<Counting<ChannelWriter>>,
     errors: ErrorSender,
     counts: Counts,
+    index: Spool,
+}
+
+/// Counts the bytes written, which are the offsets of the data stream.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl Archiver<'_> {
@@ -177,48 +220,95 @@ impl Archiver<'_> {
         let name = archive_name(path);
         let mut header = Header::new_gnu();
         header.set_metadata_in_mode(meta, HeaderMode::Complete);
-        let written = pax::append_mtime(&mut self.tar, meta.mtime(), meta.mtime_nsec() as u32);
-        self.io(written)?;
         let kind = meta.file_type();
-        if kind.is_dir() {
-            self.counts.dirs += 1;
-            header.set_size(0);
-            let r = self.tar.append_data(&mut header, &name, io::empty());
-            self.io(r)
-        } else if kind.is_symlink() {
-            self.counts.symlinks += 1;
-            let target = match fs::read_link(path) {
-                Ok(t) => t,
+        if !(kind.is_dir() || kind.is_symlink() || kind.is_file()) {
+            tracing::warn!(path = %path.display(), "skipping a socket, FIFO or device file");
+            self.counts.skipped += 1;
+            return Ok(());
+        }
+        // Where this entry's first header (the PAX one) starts.
+        let mut entry = FileEntry {
+            path: name.as_os_str().as_bytes().to_vec(),
+            kind: EntryKind::File,
+            size: 0,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid().into(),
+            gid: meta.gid().into(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            link: None,
+            offset: self.tar.get_ref().written,
+        };
+        if kind.is_symlink() {
+            // Read before any header is written: an unreadable link is skipped whole.
+            match fs::read_link(path) {
+                Ok(target) => entry.link = Some(target.as_os_str().as_bytes().to_vec()),
                 Err(e) => {
                     return self.unreadable(FilesError::Unreadable {
                         path: path.to_owned(),
                         source: e,
                     })
                 }
-            };
+            }
+        }
+        // Opened before any header is written too: a file that cannot be
+        // opened is skipped whole, not left as a stray PAX header.
+        let file = if kind.is_file() {
+            match File::open(path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    return self.unreadable(FilesError::Unreadable {
+                        path: path.to_owned(),
+                        source: e,
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        let written = pax::append_mtime(&mut self.tar, meta.mtime(), meta.mtime_nsec() as u32);
+        self.io(written)?;
+        if kind.is_dir() {
+            self.counts.dirs += 1;
+            header.set_size(0);
+            let r = self.tar.append_data(&mut header, &name, io::empty());
+            self.io(r)?;
+            entry.kind = EntryKind::Dir;
+            self.record(&entry)
+        } else if kind.is_symlink() {
+            self.counts.symlinks += 1;
+            let target = Path::new(std::ffi::OsStr::from_bytes(entry.link.as_deref().unwrap_or_default()));
             header.set_entry_type(EntryType::Symlink);
             header.set_size(0);
             let r = self.tar.append_link(&mut header, &name, target);
-            self.io(r)
-        } else if kind.is_file() {
-            self.append_file(path, &name, header, meta.len())
+            self.io(r)?;
+            entry.kind = EntryKind::Symlink;
+            self.record(&entry)
+        } else if let Some(file) = file {
+            entry.size = meta.len();
+            self.append_file(path, file, &name, header, entry)
         } else {
-            tracing::warn!(path = %path.display(), "skipping a socket, FIFO or device file");
-            self.counts.skipped += 1;
             Ok(())
         }
     }
 
-    fn append_file(&mut self, path: &Path, name: &Path, mut header: Header, size: u64) -> Result<(), Stop> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                return self.unreadable(FilesError::Unreadable {
-                    path: path.to_owned(),
-                    source: e,
-                })
-            }
-        };
+    /// Adds an entry that is in the archive now to the index.
+    fn record(&mut self, entry: &FileEntry) -> Result<(), Stop> {
+        match self.index.push(entry) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(Error::io("index spool file", e))),
+        }
+    }
+
+    fn append_file(
+        &mut self,
+        path: &Path,
+        file: File,
+        name: &Path,
+        mut header: Header,
+        entry: FileEntry,
+    ) -> Result<(), Stop> {
+        let size = entry.size;
         header.set_size(size);
         let mut reader = ExactReader {
             inner: file.take(size),
@@ -227,6 +317,10 @@ impl Archiver<'_> {
             error: None,
         };
         let r = self.tar.append_data(&mut header, name, &mut reader);
+        if r.is_ok() {
+            // In the archive now, zero-padded if it could not be read whole.
+            self.record(&entry)?;
+        }
         if let Some(e) = reader.error.take() {
             // The header is written: the archive stays valid (zero padding), but the copy is wrong.
             return self.unreadable(FilesError::Unreadable {

@@ -150,6 +150,7 @@ impl RestoreConfig {
             no_privileges: false,
             role: self.role.clone(),
             owner: self.owner.clone(),
+            only: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use backup_core::{
 };
 
 use crate::conn::PgConn;
+use crate::partial::Plan;
 use crate::restore::{
     check_dump, create_database, drop_database, pg_restore, pg_restore_stream, replace_database, RestoreOptions, Swap,
 };
@@ -95,6 +96,9 @@ pub(crate) async fn download_dump(
 /// anything is downloaded, an existing database is refused (unless
 /// `options.replace`, where it is replaced only once the restore succeeded)
 /// and the role's rights are checked ([`check_restore_rights`]). With
+/// `pg_restore.only` just those tables / schemas are restored, into a new
+/// database only: the tables are checked against the backup's index (when
+/// it has one) and their schemas created before pg_restore runs. With
 /// `pg_restore.owner` the database is created owned by that role.
 ///
 /// # Errors
@@ -114,6 +118,18 @@ pub async fn restore_database(
     let admin = conn.with_database(&conn.maintenance_db);
     let owner = options.pg_restore.database_owner();
     check_restore_rights(&admin, database, &options.pg_restore, options.replace).await?;
+    let only = &options.pg_restore.only;
+    let plan = if only.is_empty() {
+        None
+    } else {
+        if options.replace {
+            return Err(Error::config(
+                "replace",
+                "a partial restore (tables or schemas) goes into a new database; replacing a whole database with part of a backup is refused",
+            ));
+        }
+        Some(Plan::read(store, Arc::clone(&decryptor), entry, only).await?)
+    };
     let dump = DumpFeed::prepare(store, decryptor, entry, work_dir, &options.pg_restore).await?;
     if options.replace {
         let swap = replace_database(&admin, database, owner, false, |temp| {
@@ -125,10 +141,14 @@ pub async fn restore_database(
         return Ok(Some(swap));
     }
     create_database(&admin, database, owner).await?;
-    if let Err(e) = dump
-        .restore_into(&conn.with_database(database), &options.pg_restore)
-        .await
-    {
+    let target = conn.with_database(database);
+    let filled = async {
+        if let Some(plan) = &plan {
+            plan.create_schemas(&target, &options.pg_restore).await?;
+        }
+        dump.restore_into(&target, &options.pg_restore).await
+    };
+    if let Err(e) = filled.await {
         // The database is ours, made a moment ago: remove the half-restored copy.
         if let Err(cleanup) = drop_database(&admin, database).await {
             tracing::warn!(%database, error = %cleanup, "could not drop the half-restored database");
@@ -212,12 +232,7 @@ pub async fn write_dump_files(
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     let m = &entry.manifest;
-    let database = m
-        .source
-        .get("database")
-        .and_then(|d| d.as_str())
-        .filter(|d| is_plain_file_name(d))
-        .unwrap_or("database");
+    let database = dump_base_name(entry);
     create_private_dirs(dir)?;
     let mut written = Vec::new();
     for (stream, name) in [
@@ -232,6 +247,18 @@ pub async fn write_dump_files(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The database name of the signed manifest when it is a plain file name,
+/// else `database`: the base name of the files a restore `--to DIR` writes.
+pub(crate) fn dump_base_name(entry: &CatalogEntry) -> &str {
+    entry
+        .manifest
+        .source
+        .get("database")
+        .and_then(|d| d.as_str())
+        .filter(|d| is_plain_file_name(d))
+        .unwrap_or("database")
 }
 
 /// A name that stays inside its folder: no separators, not `.`/`..`, no

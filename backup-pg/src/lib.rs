@@ -5,19 +5,23 @@ mod config;
 mod conn;
 mod error;
 mod from_store;
+pub mod index;
 mod leftovers;
 mod mirror;
+mod partial;
 mod process;
 mod restore;
 mod rights;
 mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod toc;
 
 pub use config::{PgConfig, RestoreConfig};
 pub use conn::PgConn;
 pub use from_store::{restore_database, write_dump_files, DatabaseRestore, DumpCheck, GLOBALS_STREAM, KIND};
 pub use mirror::{mirror_backup, refresh_from_dump, Mirror, MirrorConfig, MirrorReport, Refresh};
+pub use partial::{write_partial_sql, Selection};
 pub use process::{run, stdout_stream};
 pub use restore::{
     check_dump, create_database, database_exists, drop_database, pg_restore, pg_restore_stream, quote_ident,

@@ -75,6 +75,7 @@ impl MirrorConfig {
             no_privileges: false,
             role: None,
             owner: self.owner.clone(),
+            only: Default::default(),
         }
     }
 

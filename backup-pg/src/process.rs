@@ -136,14 +136,15 @@ pub async fn run(mut cmd: Command, tool: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs `cmd` with `input` written to its stdin, to completion. A failure of
+/// Runs `cmd` with `input` written to its stdin and its output to `stdout`
+/// (a file, or null), to completion. A failure of
 /// `input` itself (a chunk that did not authenticate) stops the tool and is
 /// returned as it is; the tool is killed when this future is dropped.
 ///
 /// # Errors
 /// `input`'s error; [`Error::Source`] with the exit status and stderr when
 /// the tool fails.
-pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: ByteStream) -> Result<()> {
+pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: ByteStream, stdout: Stdio) -> Result<()> {
     let start_error = |e: std::io::Error| {
         Error::source_failed(
             tool,
@@ -152,7 +153,7 @@ pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: Byte
     };
     let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -30,6 +30,8 @@ pub struct RestoreOptions {
     /// create in its `public` schema) and pg_restore runs `--no-owner
     /// --role=owner`, so the dump's own owners need not exist.
     pub owner: Option<String>,
+    /// Only these tables / schemas (`-t` / `-n`); empty: everything.
+    pub only: crate::partial::Selection,
 }
 
 impl RestoreOptions {
@@ -114,7 +116,13 @@ pub async fn pg_restore(target: &PgConn, dump: &Path, options: &RestoreOptions) 
 /// [`Error::Source`] with pg_restore's stderr when it reports any error.
 pub async fn pg_restore_stream(target: &PgConn, dump: ByteStream, options: &RestoreOptions) -> Result<()> {
     let cmd = restore_command(target, options, 1);
-    run_with_stdin(cmd, &format!("pg_restore into {target}"), dump).await
+    run_with_stdin(
+        cmd,
+        &format!("pg_restore into {target}"),
+        dump,
+        std::process::Stdio::null(),
+    )
+    .await
 }
 
 fn restore_command(target: &PgConn, options: &RestoreOptions, jobs: usize) -> tokio::process::Command {
@@ -136,6 +144,8 @@ fn restore_command(target: &PgConn, options: &RestoreOptions, jobs: usize) -> to
     if let Some(role) = options.set_role() {
         cmd.arg(format!("--role={role}"));
     }
+    // Names are separate arguments after -t/-n, checked not to start with '-'.
+    cmd.args(options.only.args());
     cmd.arg(format!("--dbname={}", target.database));
     cmd
 }

@@ -9,7 +9,8 @@ use crate::process::{run, stdout_stream};
 
 /// Backs up one database with `pg_dump --format=custom -Z0` (our zstd
 /// compresses), optionally with `pg_dumpall --globals-only` as a second stream
-/// `globals`.
+/// `globals`, and last the stream `index`: the dump's table of contents with
+/// table sizes (see [`crate::index`]).
 #[derive(Debug, Clone)]
 pub struct PgSource {
     conn: PgConn,
@@ -108,7 +109,14 @@ impl Source for PgSource {
             dump.arg(format!("--exclude-table={table}"));
         }
         dump.args(&self.config.pg_dump_options);
-        let mut streams = vec![(backup_core::DATA_STREAM.to_owned(), stdout_stream(dump, "pg_dump")?)];
+        let catalog = crate::toc::spawn_read_catalog(self.conn.clone());
+        let (data, index) = crate::toc::tee_index(
+            stdout_stream(dump, "pg_dump")?,
+            self.conn.tool("pg_restore"),
+            catalog,
+            details.clone(),
+        );
+        let mut streams = vec![(backup_core::DATA_STREAM.to_owned(), data)];
         if self.config.globals {
             let mut globals = self.conn.tool("pg_dumpall");
             globals.args(["--globals-only", "--no-password", "-l", &self.conn.database]);
@@ -117,6 +125,8 @@ impl Source for PgSource {
                 stdout_stream(globals, "pg_dumpall --globals-only")?,
             ));
         }
+        // After the dump: the index is complete only once the dump was read.
+        streams.push((crate::index::INDEX_STREAM.to_owned(), index));
         Ok(SourceOutput { streams, details })
     }
 }

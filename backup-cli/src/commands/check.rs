@@ -45,7 +45,11 @@ pub async fn run(ws: &Workspace, targets: &[String], json_output: bool) -> Resul
     report.add(
         "workspace",
         "configuration",
-        Ok(format!("{} profile(s) in {}", ws.profiles.len(), ws.home.display())),
+        Ok(format!(
+            "{} in {}",
+            crate::output::count(ws.profiles.len(), "profile"),
+            ws.home.display()
+        )),
     );
     for profile in ws.select(targets)? {
         check_profile(ws, profile, &mut report).await;
@@ -87,17 +91,13 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
             let store = wiring::store(ws, s, &origin)?;
             let trust = wiring::trust(ws, s)?;
             let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
-            // A backup needs to write: prove it with a small object, removed again.
-            let probe = format!("{}/.check-{:08x}", profile.dest_prefix(), rand::random::<u32>());
-            store
-                .put(&probe, bytes::Bytes::from_static(b"backupapps check"))
-                .await?;
-            store.delete(&probe).await?;
+            // A backup needs to write and to take leases: prove both.
+            probe_store(&store, profile.dest_prefix()).await?;
             if !listing.untrusted.is_empty() {
                 anyhow::bail!(
-                    "{} reachable and writable, {} trusted backup(s), but {} NOT trusted: {}; see `backupapps list`",
+                    "{} reachable and writable, {}, but {} NOT trusted: {}; see `backupapps list`",
                     store.location(),
-                    listing.trusted.len(),
+                    crate::output::count(listing.trusted.len(), "trusted backup"),
                     listing.untrusted.len(),
                     listing
                         .untrusted
@@ -108,13 +108,23 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                 );
             }
             Ok(format!(
-                "{} reachable and writable, {} trusted backup(s)",
+                "{} reachable and writable, {}",
                 store.location(),
-                listing.trusted.len()
+                crate::output::count(listing.trusted.len(), "trusted backup")
             ))
         }
-        .await,
+        .await
+        .map_err(|e| store_hint(e, s.store.url.as_deref().unwrap_or_default())),
     );
+    for url in &s.store.copy_to {
+        let checked = async {
+            let store = wiring::store_at(ws, s, url, &origin)?;
+            probe_store(&store, profile.dest_prefix()).await?;
+            Ok(format!("{} reachable and writable", store.location()))
+        }
+        .await;
+        report.add(&target, "copy store", checked.map_err(|e| store_hint(e, url)));
+    }
     report.add(
         &target,
         "public keys",
@@ -149,6 +159,9 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
         },
     );
     report.add(&target, "secret files", secret_permissions(ws, profile));
+    if let Some(found) = crate::hooks::check_programs(ws, profile) {
+        report.warn(&target, "hooks", found);
+    }
     match profile.kind() {
         Kind::Files => {
             let missing: Vec<String> = s
@@ -162,7 +175,7 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                 &target,
                 "paths",
                 if missing.is_empty() {
-                    Ok(format!("{} path(s) present", s.paths.len()))
+                    Ok(format!("{} present", crate::output::count(s.paths.len(), "path")))
                 } else {
                     Err(anyhow::anyhow!(
                         "missing: {} (is the volume mounted?)",
@@ -170,6 +183,16 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
                     ))
                 },
             );
+        }
+        Kind::Command => {
+            report.add(&target, "command", crate::kinds::program_on_path(ws, &s.command));
+            if !s.restore_command.is_empty() {
+                report.warn(
+                    &target,
+                    "restore command",
+                    crate::kinds::program_on_path(ws, &s.restore_command),
+                );
+            }
         }
         Kind::Postgres => {
             report.add(
@@ -261,11 +284,54 @@ fn secret_permissions(ws: &Workspace, profile: &Profile) -> Result<String> {
         .map(|f| f.display().to_string())
         .collect();
     if open.is_empty() {
-        Ok(format!("{} secret file(s), none readable by others", files.len()))
+        Ok(format!(
+            "{}, none readable by others",
+            crate::output::count(files.len(), "secret file")
+        ))
     } else {
         anyhow::bail!(
             "readable by group or others: {}; run chmod 600 on them",
             open.join(", ")
         )
     }
+}
+
+/// Writes, conditionally creates (what leases need) and lists under
+/// `prefix`, removing what it wrote.
+async fn probe_store(store: &backup_core::DynStore, prefix: &str) -> Result<()> {
+    let probe = format!("{prefix}/.check-{:08x}", rand::random::<u32>());
+    let body = bytes::Bytes::from_static(b"backupapps check");
+    store.put(&probe, body.clone()).await?;
+    store.delete(&probe).await?;
+    let lease = format!("{probe}-lease");
+    let created = store.put_if_absent(&lease, body.clone()).await?;
+    let again = store.put_if_absent(&lease, body).await;
+    store.delete(&lease).await?;
+    if !created || again? {
+        anyhow::bail!(
+            "{}: creating an object only when absent (for leases) did not work",
+            store.location()
+        );
+    }
+    store.list(prefix).await?;
+    Ok(())
+}
+
+/// Names the variables and keys that reach the store at `url`.
+fn store_hint(e: anyhow::Error, url: &str) -> anyhow::Error {
+    let hint = if url.starts_with("s3://") {
+        "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or [store.s3] \
+         access_key_id and secret_access_key_file), the endpoint and region ([store.s3] endpoint, region, \
+         path_style; AWS_ENDPOINT_URL, AWS_REGION), that the bucket exists, and for a service without \
+         conditional PUT [store.s3] conditional_create = \"auto\""
+    } else if url.starts_with("az://") {
+        "check the credentials (AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY, \
+         AZURE_STORAGE_CONNECTION_STRING, or [store.azure] account, access_key_file, connection_string_file), \
+         [store.azure] endpoint, and that the container exists"
+    } else if url.starts_with("swift://") {
+        "check the OS_* (or ST_*) variables, [store.swift] and the openrc file"
+    } else {
+        return e;
+    };
+    e.context(format!("{url}: {hint}"))
 }

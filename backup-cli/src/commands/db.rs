@@ -68,7 +68,9 @@ pub async fn run(ws: &Workspace, command: DbCommand, json: bool) -> Result<ExitC
         } => {
             let (_, conn) = server_of(ws, server, target.as_deref())?;
             let conn = conn.with_database(&database);
-            dump(&conn, &ws.path(&file)).await?;
+            // A path on the command line is the user's, from where they are
+            // (DESIGN §4), not from the workspace.
+            dump(&conn, &crate::workspace::cli_path(&file)?).await?;
         }
         DbCommand::RestoreToTest { file, target } => {
             let (profile, _) = server_of(ws, Server::Test, target.as_deref())?;
@@ -76,7 +78,7 @@ pub async fn run(ws: &Workspace, command: DbCommand, json: bool) -> Result<ExitC
                 bail!("{} has no [mirror] section", profile.file.display());
             };
             let _lock = lock::acquire(ws, &format!("mirror-{}-{}", profile.app, profile.name))?;
-            let file = ws.path(&file);
+            let file = crate::workspace::cli_path(&file)?;
             if !file.is_file() {
                 bail!("{}: no such dump file", file.display());
             }

@@ -33,11 +33,11 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
     println!("\n== 2. backup (tar → zstd → OpenPGP, chunked, manifest last)");
     let manifest = super::backup::backup_profile(&ws, profile, None, None).await?;
     println!(
-        "backup {}: {} bytes read, {} bytes stored in {} chunk(s)",
+        "backup {}: {} read, {} stored in {}",
         manifest.id,
-        manifest.plaintext_size,
-        manifest.stored_size,
-        manifest.chunks.len()
+        crate::output::human_size(manifest.plaintext_size),
+        crate::output::human_size(manifest.stored_size),
+        crate::output::count(manifest.chunks.len(), "chunk")
     );
 
     println!("\n== 3. list");
@@ -57,6 +57,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         replace: false,
         preserve_owners: false,
         db: Default::default(),
+        to_command: false,
+        files: Default::default(),
     };
     super::restore::run(&ws, &target, Some(&manifest.id), None, dest, false).await?;
     let original = dir.join("sample-data");

@@ -16,19 +16,42 @@ use crate::workspace::GLOBAL_FILE;
 /// Refuses to overwrite an existing `backupapps.toml`; file errors name the path.
 pub fn run(dir: &Path, demo: bool) -> Result<()> {
     scaffold(dir, demo)?;
-    let dir = dir.display();
-    println!("initialised workspace {dir}");
+    println!("initialised workspace {}", dir.display());
+    // The hints are commands to paste: the folder quoted for the shell.
+    let home = shell_quote(&dir.display().to_string());
+    let under = |rel: &str| shell_quote(&dir.join(rel).display().to_string());
     if demo {
-        println!("  sample profile: apps/sample/files.toml (backs up {dir}/sample-data)");
-        println!("  try: backupapps --home {dir} backup && backupapps --home {dir} list");
-    } else {
-        println!("  next: backupapps --home {dir} keygen --name backup   (or put your own public key in secrets/)");
         println!(
-            "        backupapps --home {dir} keygen --name signing --signing   (the key every backup is signed with)"
+            "  sample profile: apps/sample/files.toml (backs up {})",
+            dir.join("sample-data").display()
         );
-        println!("        cp {dir}/apps/templates/files.toml {dir}/apps/myapp/files.toml and edit it");
+        println!("  try: backupapps --home {home} backup && backupapps --home {home} list");
+    } else {
+        println!("  next: backupapps --home {home} keygen --name backup   (or put your own public key in secrets/)");
+        println!(
+            "        backupapps --home {home} keygen --name signing --signing   (the key every backup is signed with)"
+        );
+        println!(
+            "        mkdir -p {} && cp {} {}   (then edit it)",
+            under("apps/myapp"),
+            under("apps/templates/files.toml"),
+            under("apps/myapp/files.toml")
+        );
     }
     Ok(())
+}
+
+/// `text` as one shell word: unchanged when plain, else in single quotes.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | '@' | ','));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Lays out the workspace (see [`run`]).
@@ -57,6 +80,7 @@ pub fn scaffold(dir: &Path, demo: bool) -> Result<()> {
     write(&global, &templates::GLOBAL.replace("__STORE_URL__", &store_url))?;
     write(&dir.join("apps/templates/files.toml"), templates::FILES)?;
     write(&dir.join("apps/templates/postgres.toml"), templates::POSTGRES)?;
+    write(&dir.join("apps/templates/command.toml"), templates::COMMAND)?;
     if demo {
         // Makes secrets/signing.* too.
         super::keygen::run(dir, "backup", None, false, false)?;
@@ -117,4 +141,16 @@ fn write(path: &Path, text: &str) -> Result<()> {
         fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn folders_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("/srv/backupapps"), "/srv/backupapps");
+        assert_eq!(shell_quote("my dir"), "'my dir'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
 }

@@ -19,12 +19,47 @@ use crate::workspace::{Profile, Workspace};
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
 pub async fn run(ws: &Workspace, targets: &[String], json: bool, recipients: bool) -> Result<ExitCode> {
+    run_at(ws, targets, json, recipients, None).await
+}
+
+/// As [`run`], from `store_url` (`--store`, e.g. a `copy_to` store) when
+/// given instead of `[store] url`.
+///
+/// # Errors
+/// Bad arguments; per-profile failures are reported and set the exit status.
+pub async fn run_at(
+    ws: &Workspace,
+    targets: &[String],
+    json: bool,
+    recipients: bool,
+    store_url: Option<&str>,
+) -> Result<ExitCode> {
+    run_with(ws, targets, json, recipients, store_url, false).await
+}
+
+/// As [`run_at`]; with `all`, also the backups under prefixes no profile
+/// names any more ([`crate::orphans`]). Without it, a listing of every
+/// profile ends with a one-line note on stderr when such backups exist.
+///
+/// # Errors
+/// Bad arguments; per-profile failures are reported and set the exit status.
+pub async fn run_with(
+    ws: &Workspace,
+    targets: &[String],
+    json: bool,
+    recipients: bool,
+    store_url: Option<&str>,
+    all: bool,
+) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut codes = Vec::new();
     for profile in ws.select(targets)? {
         let target = profile.target();
         let result = async {
-            let store = wiring::store(ws, &profile.settings, &profile.file.display().to_string())?;
+            let store = match store_url {
+                Some(url) => wiring::store_at(ws, &profile.settings, url, "--store")?,
+                None => wiring::store(ws, &profile.settings, &profile.file.display().to_string())?,
+            };
             let trust = wiring::trust(ws, &profile.settings)?;
             Ok::<_, anyhow::Error>(list_backups(&store, &profile.profile_ref(), &trust).await?)
         }
@@ -45,12 +80,29 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool, recipients: boo
             }
             if !listing.incomplete.is_empty() {
                 eprintln!(
-                    "{target}: {} incomplete backup(s) without manifest (failed or running); prune removes them after [retention] incomplete_grace",
-                    listing.incomplete.len()
+                    "{target}: {} without manifest (failed or running); prune removes them after [retention] incomplete_grace",
+                    crate::output::count(listing.incomplete.len(), "incomplete backup")
                 );
             }
         }
         rows.extend(profile_rows(profile, &listing));
+    }
+    // Only for the configured stores, and only when asked or when a note
+    // would be shown: a listing of every profile, for a human.
+    let note_wanted = targets.is_empty() && !json && !crate::output::quiet();
+    if store_url.is_none() && (all || note_wanted) {
+        match crate::orphans::find(ws).await {
+            Ok(orphans) if all => rows.extend(crate::orphans::rows(ws, &orphans).await?),
+            Ok(orphans) => {
+                if let Some(note) = crate::orphans::note(&orphans) {
+                    eprintln!("{note}");
+                }
+            }
+            Err(e) if all => return Err(e),
+            // The note is a courtesy: a store that cannot be listed whole
+            // failed the profiles' listings above already.
+            Err(e) => tracing::debug!(error = %crate::hints::render(&e), "no scan for other prefixes"),
+        }
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
@@ -64,7 +116,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool, recipients: boo
 
 /// One row per backup folder with a manifest: trusted ones with their
 /// retention reasons and marks, then untrusted ones with the reason.
-fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
+pub(super) fn profile_rows(profile: &Profile, listing: &Listing) -> Vec<Value> {
     let target = profile.target();
     let plan = super::prune::plan(profile, listing);
     let mut rows = Vec::new();

@@ -8,15 +8,26 @@ use backup_core::manifest::rfc3339;
 use backup_core::{list_backups, Pick};
 use backup_pg::{mirror_backup, Mirror};
 
+use serde_json::json;
+
+use crate::monitoring::{self, Job, Outcome};
 use crate::output::{human_size, say};
 use crate::workspace::{Profile, Workspace};
 use crate::{lock, wiring};
 
 /// Refreshes the test database of each selected profile that has a `[mirror]`.
+/// With `json`, prints one object per profile (target, result, id, sizes,
+/// error) instead of the result lines.
 ///
 /// # Errors
 /// Bad arguments; per-profile failures are reported and set the exit status.
-pub async fn run(ws: &Workspace, targets: &[String], backup: Option<&str>, dry_run: bool) -> Result<ExitCode> {
+pub async fn run(
+    ws: &Workspace,
+    targets: &[String],
+    backup: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let mut profiles: Vec<&Profile> = ws.select(targets)?;
     if targets.is_empty() {
         profiles.retain(|p| p.settings.mirror.is_some());
@@ -25,22 +36,74 @@ pub async fn run(ws: &Workspace, targets: &[String], backup: Option<&str>, dry_r
         bail!("no profile has a [mirror] section; see apps/templates/postgres.toml");
     }
     let mut codes = Vec::new();
+    let mut rows = Vec::new();
     let mut tally = crate::report::Tally::default();
+    // A dry run changes nothing: nothing to report to monitoring.
+    let mut monitor = if dry_run {
+        None
+    } else {
+        Some(monitoring::Run::start(ws, Job::Mirror).await)
+    };
     for profile in profiles {
         let codes_before = codes.len();
+        let started = match &monitor {
+            Some(m) => Some(m.profile_start(profile).await),
+            None => None,
+        };
         let what = format!("mirror of {}", profile.target());
-        match crate::interrupt::cancellable(&what, mirror_profile(ws, profile, backup, dry_run)).await {
-            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
-            Err(e) => codes.push(crate::report::failure(&profile.target(), "mirror", &e)),
-            Ok(()) => {}
+        let result = crate::interrupt::cancellable(&what, mirror_profile(ws, profile, backup, dry_run, json)).await;
+        let outcome = match &result {
+            Ok(done) => Outcome {
+                result: Ok(done.summary.clone()),
+                sizes: None,
+            },
+            Err(e) => Outcome::failed(e),
+        };
+        if let (Some(monitor), Some(started)) = (monitor.as_mut(), started) {
+            monitor.profile_done(profile, started, &outcome).await;
+        }
+        match result {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => {
+                if let Some(monitor) = monitor {
+                    monitor.finish(Some(&e)).await;
+                }
+                return Err(e);
+            }
+            Err(e) => {
+                codes.push(crate::report::failure(&profile.target(), "mirror", &e));
+                rows.push(json!({"target": profile.target(), "result": "failed", "error": crate::hints::render(&e)}));
+            }
+            Ok(done) => rows.push(done.row),
         }
         tally.profile(codes_before, &codes);
     }
-    tally.finish("mirror");
+    if let Some(monitor) = monitor {
+        monitor.finish(None).await;
+    }
+    if json {
+        // Asked for explicitly, so printed also under `-q`.
+        let text = format!("{}\n", serde_json::to_string_pretty(&rows)?);
+        crate::output::write_stdout(text.as_bytes())?;
+    } else {
+        tally.finish("mirror");
+    }
     Ok(crate::report::worst(&codes))
 }
 
-async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>, dry_run: bool) -> Result<()> {
+/// One profile's mirror (or its plan): the line for monitoring, the object
+/// for `--json`.
+struct Mirrored {
+    summary: String,
+    row: serde_json::Value,
+}
+
+async fn mirror_profile(
+    ws: &Workspace,
+    profile: &Profile,
+    backup: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> Result<Mirrored> {
     let target = profile.target();
     let Some((test, config)) = wiring::mirror(ws, profile)? else {
         bail!("{} has no [mirror] section", profile.file.display());
@@ -53,6 +116,25 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
     if dry_run {
         let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
         let m = &listing.pick(pick)?.manifest;
+        let summary = format!(
+            "{target}: would mirror backup {} ({}, {}) into {test}",
+            m.id,
+            rfc3339(m.time),
+            human_size(m.plaintext_size)
+        );
+        let row = json!({
+            "target": target,
+            "result": "dry-run",
+            "id": m.id,
+            "time": rfc3339(m.time),
+            "plaintext_size": m.plaintext_size,
+            "stored_size": m.stored_size,
+            "into": test.to_string(),
+            "error": null,
+        });
+        if json {
+            return Ok(Mirrored { summary, row });
+        }
         say!(
             "{target}: would mirror backup {} ({}, {}) into {test}",
             m.id,
@@ -76,7 +158,7 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
             "drop the previous copy"
         };
         say!("  swap it in as {} and {previous}", test.database);
-        return Ok(());
+        return Ok(Mirrored { summary, row });
     }
     let _dumps = crate::debris::use_dump_folder(ws, profile)?;
     let profile_ref = profile.profile_ref();
@@ -93,13 +175,27 @@ async fn mirror_profile(ws: &Workspace, profile: &Profile, backup: Option<&str>,
         lease_ttl: wiring::lease_ttl(profile),
     };
     let report = mirror_backup(&mirror, pick).await?;
-    say!(
+    let database_size = report.refresh.database_size.max(0) as u64;
+    let summary = format!(
         "{target}: mirrored backup {} ({}) into {}: {} tables, {}; backup marked restore-verified",
         report.id,
         report.time,
         report.into,
         report.refresh.tables,
-        human_size(report.refresh.database_size.max(0) as u64)
+        human_size(database_size)
     );
-    Ok(())
+    if !json {
+        say!("{summary}");
+    }
+    let row = json!({
+        "target": target,
+        "result": "ok",
+        "id": report.id,
+        "time": report.time.to_string(),
+        "into": report.into.to_string(),
+        "tables": report.refresh.tables,
+        "database_size": database_size,
+        "error": null,
+    });
+    Ok(Mirrored { summary, row })
 }

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use backup_core::lease::{self, PROFILE_LEASE};
 use backup_core::prune::{self, PrunePlan};
-use backup_core::{list_backups, Listing};
+use backup_core::{list_backups, DynStore, Listing};
 use chrono::Utc;
 
+use crate::monitoring::{self, Job, Outcome};
 use crate::output::say;
 use crate::wiring;
 use crate::workspace::{Profile, Workspace};
@@ -20,10 +21,37 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
     let mut codes = Vec::new();
     let mut plans = Vec::new();
     let mut tally = crate::report::Tally::default();
-    for profile in ws.select(targets)? {
+    let profiles = ws.select(targets)?;
+    // A dry run changes nothing: nothing to report to monitoring.
+    let mut monitor = if dry_run {
+        None
+    } else {
+        Some(monitoring::Run::start(ws, Job::Prune).await)
+    };
+    for profile in profiles {
         let codes_before = codes.len();
-        prune_one(ws, profile, dry_run, json, &mut codes, &mut plans).await?;
+        let started = match &monitor {
+            Some(m) => Some(m.profile_start(profile).await),
+            None => None,
+        };
+        let result = prune_one(ws, profile, dry_run, json, &mut codes, &mut plans).await;
         tally.profile(codes_before, &codes);
+        if let (Some(monitor), Some(started)) = (monitor.as_mut(), started) {
+            let outcome = match &result {
+                Ok(outcome) => outcome,
+                Err(e) => &Outcome::failed(e),
+            };
+            monitor.profile_done(profile, started, outcome).await;
+        }
+        if let Err(e) = result {
+            if let Some(monitor) = monitor {
+                monitor.finish(Some(&e)).await;
+            }
+            return Err(e);
+        }
+    }
+    if let Some(monitor) = monitor {
+        monitor.finish(None).await;
     }
     if json {
         // Asked for explicitly, so printed also under `-q`.
@@ -36,7 +64,8 @@ pub async fn run(ws: &Workspace, targets: &[String], dry_run: bool, json: bool) 
     Ok(crate::report::worst(&codes))
 }
 
-/// Prunes one profile, printing its plan or pushing an exit code.
+/// Prunes one profile, printing its plan or pushing an exit code; returns
+/// how it went, for monitoring.
 ///
 /// # Errors
 /// Only an interruption, which stops the run.
@@ -46,8 +75,8 @@ async fn prune_one(
     dry_run: bool,
     json: bool,
     codes: &mut Vec<u8>,
-    plans: &mut Vec<PrunePlan>,
-) -> Result<()> {
+    plans: &mut Vec<serde_json::Value>,
+) -> Result<Outcome> {
     let lock = if dry_run {
         None
     } else {
@@ -55,20 +84,72 @@ async fn prune_one(
     };
     if let Some(Err(e)) = lock {
         codes.push(crate::report::failure(&profile.target(), "prune", &e));
-        return Ok(());
+        return Ok(Outcome::failed(&e));
     }
     let what = format!("prune of {}", profile.target());
-    match crate::interrupt::cancellable(&what, prune_profile(ws, profile, dry_run)).await {
+    let outcome = match crate::interrupt::cancellable(&what, prune_profile(ws, profile, dry_run)).await {
         Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
         Ok(plan) => {
             if !json {
                 print_plan(&plan, dry_run);
             }
-            plans.push(plan);
+            let outcome = Outcome::ok(summary(&plan, dry_run));
+            plans.push(plan_json(
+                &plan,
+                profile.settings.store.url.as_deref().unwrap_or_default(),
+            ));
+            outcome
         }
-        Err(e) => codes.push(crate::report::failure(&profile.target(), "prune", &e)),
+        Err(e) => {
+            codes.push(crate::report::failure(&profile.target(), "prune", &e));
+            Outcome::failed(&e)
+        }
+    };
+    // Each copy_to store keeps its own timeline, planned from its own catalog.
+    for (url, result) in prune_copies(ws, profile, dry_run).await {
+        match result {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
+            Ok(plan) => {
+                if !json {
+                    say!("{}: on [store] copy_to {url}:", profile.target());
+                    print_plan(&plan, dry_run);
+                }
+                plans.push(plan_json(&plan, &url));
+            }
+            Err(e) => {
+                codes.push(crate::report::failure(
+                    &profile.target(),
+                    &format!("prune on {url}"),
+                    &e,
+                ));
+            }
+        }
     }
-    Ok(())
+    Ok(outcome)
+}
+
+/// A plan as `prune --json` prints it: the plan plus the store it is for.
+fn plan_json(plan: &PrunePlan, store: &str) -> serde_json::Value {
+    let mut value = serde_json::to_value(plan).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("store".into(), store.into());
+    }
+    value
+}
+
+/// Applies (or with `dry_run`, plans) retention on each `[store] copy_to`
+/// store of `profile`, each from its own catalog and under its own lease.
+pub async fn prune_copies(ws: &Workspace, profile: &Profile, dry_run: bool) -> Vec<(String, Result<PrunePlan>)> {
+    let mut results = Vec::new();
+    for url in &profile.settings.store.copy_to {
+        let work = async {
+            let store = wiring::store_at(ws, &profile.settings, url, "[store] copy_to")?;
+            prune_store(ws, profile, &store, dry_run).await
+        };
+        let what = format!("prune of {} on {url}", profile.target());
+        results.push((url.clone(), crate::interrupt::cancellable(&what, work).await));
+    }
+    results
 }
 
 /// The plan for a listing of `profile`, now.
@@ -90,19 +171,24 @@ pub fn plan(profile: &Profile, listing: &Listing) -> PrunePlan {
 /// Store, key or lease errors; what was planned but not removed is left for
 /// the next prune.
 pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> Result<PrunePlan> {
+    let store = wiring::store(ws, &profile.settings, &profile.file.display().to_string())?;
+    prune_store(ws, profile, &store, dry_run).await
+}
+
+/// [`prune_profile`] on `store`.
+async fn prune_store(ws: &Workspace, profile: &Profile, store: &DynStore, dry_run: bool) -> Result<PrunePlan> {
     let s = &profile.settings;
-    let store = wiring::store(ws, s, &profile.file.display().to_string())?;
     let trust = wiring::trust(ws, s)?;
     let lease = if dry_run {
         None
     } else {
-        Some(lease::acquire(&store, profile.dest_prefix(), PROFILE_LEASE, wiring::lease_ttl(profile)).await?)
+        Some(lease::acquire(store, profile.dest_prefix(), PROFILE_LEASE, wiring::lease_ttl(profile)).await?)
     };
     let result = async {
-        let listing = list_backups(&store, &profile.profile_ref(), &trust).await?;
+        let listing = list_backups(store, &profile.profile_ref(), &trust).await?;
         let plan = plan(profile, &listing);
         if !dry_run {
-            let applied = prune::apply(&store, &plan, Utc::now(), s.retention.incomplete_grace).await?;
+            let applied = prune::apply(store, &plan, Utc::now(), s.retention.incomplete_grace).await?;
             if applied.swept > 0 {
                 tracing::info!(target_profile = %profile.target(), pieces = applied.swept, "removed debris of interrupted uploads");
             }
@@ -116,16 +202,22 @@ pub async fn prune_profile(ws: &Workspace, profile: &Profile, dry_run: bool) -> 
     result
 }
 
-fn print_plan(plan: &PrunePlan, dry_run: bool) {
+/// The plan's first line: `app/db: keep 7, removed 1, …`.
+pub fn summary(plan: &PrunePlan, dry_run: bool) -> String {
     let verb = if dry_run { "would remove" } else { "removed" };
-    say!(
+    format!(
         "{}: keep {}, {verb} {}, {verb} {} incomplete, {verb} {} untrusted",
         plan.target,
         plan.keep.len(),
         plan.remove.len(),
         plan.incomplete.len(),
         plan.untrusted.len()
-    );
+    )
+}
+
+fn print_plan(plan: &PrunePlan, dry_run: bool) {
+    let verb = if dry_run { "would remove" } else { "removed" };
+    say!("{}", summary(plan, dry_run));
     for k in &plan.keep {
         say!(
             "  keep    {}  {}  {}",

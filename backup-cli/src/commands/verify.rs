@@ -8,6 +8,7 @@ use backup_core::{list_backups, verify_backup, CatalogEntry, VerifyMode, VerifyR
 
 use serde_json::{json, Value};
 
+use crate::monitoring::{self, Job, Outcome};
 use crate::output::{human_size, say};
 use crate::workspace::{Profile, Workspace};
 use crate::{kinds, wiring};
@@ -28,22 +29,43 @@ pub async fn run(ws: &Workspace, targets: &[String], all: bool, json: bool) -> R
     // With `--json`: one object per backup looked at, printed at the end.
     let mut rows = Vec::new();
     let mut tally = crate::report::Tally::default();
-    for profile in ws.select(targets)? {
+    let profiles = ws.select(targets)?;
+    let mut monitor = monitoring::Run::start(ws, Job::Verify).await;
+    for profile in profiles {
         let target = profile.target();
         let codes_before = codes.len();
-        let work = verify_profile(ws, profile, all, &mut codes, json.then_some(&mut rows));
-        match crate::interrupt::cancellable(&format!("verify of {target}"), work).await {
-            Err(e) if crate::interrupt::signal_of(&e).is_some() => return Err(e),
+        let started = monitor.profile_start(profile).await;
+        let mut failures = Vec::new();
+        let work = verify_profile(ws, profile, all, &mut codes, &mut failures, json.then_some(&mut rows));
+        let result = crate::interrupt::cancellable(&format!("verify of {target}"), work).await;
+        let outcome = match &result {
+            Err(e) => Outcome::failed(e),
+            Ok(_) if !failures.is_empty() => Outcome {
+                result: Err(failures.join("\n")),
+                sizes: None,
+            },
+            Ok(checked) => Outcome::ok(format!(
+                "{target}: {} verified",
+                crate::output::count(*checked, "backup")
+            )),
+        };
+        monitor.profile_done(profile, started, &outcome).await;
+        match result {
+            Err(e) if crate::interrupt::signal_of(&e).is_some() => {
+                monitor.finish(Some(&e)).await;
+                return Err(e);
+            }
             Err(e) => {
                 if json {
-                    rows.push(row(&target, None, None, "failed", Some(format!("{e:#}"))));
+                    rows.push(row(&target, None, None, "failed", Some(crate::hints::render(&e))));
                 }
                 codes.push(crate::report::failure(&target, "verify", &e));
             }
-            Ok(()) => {}
+            Ok(_) => {}
         }
         tally.profile(codes_before, &codes);
     }
+    monitor.finish(None).await;
     if json {
         // Asked for explicitly, so printed also under `-q`.
         let text = format!("{}\n", serde_json::to_string_pretty(&Value::Array(rows))?);
@@ -64,8 +86,9 @@ async fn verify_profile(
     profile: &Profile,
     all: bool,
     codes: &mut Vec<u8>,
+    failures: &mut Vec<String>,
     mut rows: Option<&mut Vec<Value>>,
-) -> Result<()> {
+) -> Result<usize> {
     let target = profile.target();
     let s = &profile.settings;
     let store = wiring::store(ws, s, &profile.file.display().to_string())?;
@@ -78,6 +101,7 @@ async fn verify_profile(
     };
     for u in suspicious {
         eprintln!("{target}: verify of backup {} failed: not trusted: {}", u.id, u.reason);
+        failures.push(format!("backup {} is not trusted: {}", u.id, u.reason));
         if let Some(rows) = rows.as_deref_mut() {
             rows.push(row(&target, Some(&u.id), None, "untrusted", Some(u.reason.clone())));
         }
@@ -92,7 +116,7 @@ async fn verify_profile(
         if rows.is_none() {
             say!("{target}: no trusted backup to verify");
         }
-        return Ok(());
+        return Ok(0);
     }
     let decryptor = if wiring::has_secret_key(s) {
         Some(wiring::decryptor(ws, s)?)
@@ -100,6 +124,7 @@ async fn verify_profile(
         None
     };
     let check = kinds::check(ws, profile);
+    let checked = chosen.len();
     for entry in chosen {
         let id = &entry.manifest.id;
         match verify_backup(&store, entry, decryptor.clone(), Some(check.as_ref())).await {
@@ -128,22 +153,23 @@ async fn verify_profile(
                 if let Some(rows) = rows.as_deref_mut() {
                     rows.push(row(&target, Some(id), Some(mode), "failed", Some(format!("{e:#}"))));
                 }
+                failures.push(format!("verify of backup {id} failed: {}", crate::hints::render(&e)));
                 codes.push(crate::report::failure(&target, &format!("verify of backup {id}"), &e));
             }
         }
     }
-    Ok(())
+    Ok(checked)
 }
 
 fn describe(report: &VerifyReport) -> String {
     match report.mode {
         VerifyMode::Checksums => format!(
-            "{} chunks match the signed manifest's SHA-256; no secret key configured, so not decrypted",
-            report.chunks
+            "{} match the signed manifest's SHA-256; no secret key configured, so not decrypted",
+            crate::output::count(report.chunks, "chunk")
         ),
         _ => format!(
-            "{} chunks decrypted, {}{}",
-            report.chunks,
+            "{} decrypted, {}{}",
+            crate::output::count(report.chunks, "chunk"),
             human_size(report.plaintext_bytes.unwrap_or(0)),
             report
                 .structure

@@ -1,7 +1,9 @@
 //! A real OpenStack Swift all-in-one for tests: Debian's
 //! packages, started on free 127.0.0.1 ports in a temp dir with tempauth,
 //! memcached, one-replica rings and storage on tmpfs (ext4's xattr limit makes
-//! Swift fail on larger metadata), stopped by the pids it started.
+//! Swift fail on larger metadata), stopped by the pids it started. The proxy
+//! also speaks S3 (the `s3api` middleware: SigV4, path style, the tempauth
+//! user as access key) at [`SwiftServer::s3_endpoint`].
 //!
 //! Under `CI=true` a missing Swift is a failure that says how to install it;
 //! elsewhere [`SwiftServer::start`] returns `None`.
@@ -20,6 +22,13 @@ pub const MAX_FILE_SIZE: u64 = 5 << 20;
 pub const USER: &str = "test:tester";
 /// Its key.
 pub const KEY: &str = "testing";
+
+/// The S3 access key id of the `s3api` endpoint: the tempauth user.
+pub const S3_ACCESS_KEY_ID: &str = USER;
+/// The S3 secret access key: the tempauth user's key.
+pub const S3_SECRET_ACCESS_KEY: &str = KEY;
+/// The region the `s3api` endpoint signs for.
+pub const S3_REGION: &str = "us-east-1";
 
 /// A running Swift.
 #[derive(Debug)]
@@ -192,6 +201,12 @@ impl SwiftServer {
         format!("http://127.0.0.1:{}/auth/v1.0", self.port)
     }
 
+    /// The S3 endpoint of Swift's `s3api` middleware (SigV4, path-style
+    /// addressing; a bucket is a container of the tempauth user's account).
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// Arguments for `swift` (python-swiftclient) to reach this server with v1 auth.
     pub fn cli_args(&self) -> Vec<String> {
         vec![
@@ -315,7 +330,7 @@ workers = 0
 swift_dir = {dir}
 log_level = WARNING
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats {auth_filters} slo dlo copy proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api {auth_filters} slo dlo copy proxy-logging proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
@@ -343,6 +358,9 @@ use = egg:swift#slo
 use = egg:swift#dlo
 [filter:copy]
 use = egg:swift#copy
+[filter:s3api]
+use = egg:swift#s3api
+location = {S3_REGION}
 {keystone_sections}",
         dir = swift_dir.display()
     )

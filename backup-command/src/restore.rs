@@ -1,0 +1,92 @@
+//! Restoring a command backup: into a program's standard input, and the
+//! `verify` reader for command backups (no structure to check).
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backup_core::{restore_stream, ByteStream, CatalogEntry, Decryptor, DynStore, StreamCheck, DATA_STREAM};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::CommandError;
+use crate::group::Group;
+use crate::lines::{forward, suffix, LineSink, OutputStream};
+use crate::spec::CommandSpec;
+
+/// Feeds the data stream of a trusted backup into `spec`'s standard input
+/// (e.g. `mysql shop`) and returns the bytes fed. Each chunk is
+/// authenticated before any of its bytes reach the program. The program's
+/// output goes to `sink`. A chunk that fails its checks stops the program
+/// (killed, so it cannot commit a half-fed input on end-of-file).
+///
+/// # Errors
+/// The restore's integrity or store error; [`CommandError`] (as
+/// [`backup_core::Error::Source`]) when the program fails or cannot start.
+pub async fn restore_into_command(
+    store: &DynStore,
+    decryptor: Arc<dyn Decryptor>,
+    entry: &CatalogEntry,
+    spec: &CommandSpec,
+    sink: LineSink,
+) -> backup_core::Result<u64> {
+    let mut input = restore_stream(store, decryptor, entry, DATA_STREAM, backup_core::default_parallelism())?;
+    let program = spec.program().to_owned();
+    let mut child = spec
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spec.start_error(e))?;
+    let mut group = Group::of(&child);
+    let out = forward(child.stdout.take(), &program, OutputStream::Stdout, sink.clone());
+    let err = forward(child.stderr.take(), &program, OutputStream::Stderr, sink);
+    let mut stdin = child.stdin.take();
+    let mut fed = 0u64;
+    while let Some(piece) = input.next().await {
+        // Dropping `group` on this error kills the program before it sees EOF.
+        let piece = piece?;
+        let Some(pipe) = stdin.as_mut() else { break };
+        // A write fails when the program gave up: its exit status says why.
+        if pipe.write_all(&piece).await.is_err() {
+            stdin = None;
+            break;
+        }
+        fed += piece.len() as u64;
+    }
+    drop(stdin);
+    let status = child.wait().await.map_err(|source| CommandError::Io {
+        program: program.clone(),
+        what: "waiting for it",
+        source,
+    })?;
+    group.disarm();
+    let _ = out.await;
+    let tail = err.await.unwrap_or_default();
+    if !status.success() {
+        return Err(CommandError::Failed {
+            program,
+            status: status.to_string(),
+            stderr: suffix(tail),
+        }
+        .into());
+    }
+    Ok(fed)
+}
+
+/// The `verify` reader of command backups: the output has no structure this
+/// crate could check, so the stream is read to its end (every chunk
+/// decrypted and authenticated) and its size reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrainCheck;
+
+#[async_trait]
+impl StreamCheck for DrainCheck {
+    async fn check(&self, data: ByteStream, _entry: &CatalogEntry) -> backup_core::Result<String> {
+        let bytes = data
+            .try_fold(0u64, |n, piece| async move { Ok(n + piece.len() as u64) })
+            .await?;
+        Ok(format!("{bytes} bytes of command output, no structure check"))
+    }
+}
