@@ -21,8 +21,23 @@ use crate::workspace::{Profile, Workspace};
 /// `hook_timeout` when not set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// Environment variables a hook never inherits: it needs no key passphrase.
-const SECRET_ENV: [&str; 2] = ["BACKUPAPPS_PASSPHRASE", "BACKUPAPPS_SIGNING_PASSPHRASE"];
+/// Environment variables hooks, command sources and restore commands never
+/// inherit: key passphrases and the store's credentials (whoever holds those
+/// can write to the store). Database variables (`PG*`) stay: dump programs
+/// such as `pg_dumpall` need them.
+pub const SECRET_ENV: [&str; 11] = [
+    "BACKUPAPPS_PASSPHRASE",
+    "BACKUPAPPS_SIGNING_PASSPHRASE",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "OS_PASSWORD",
+    "OS_APPLICATION_CREDENTIAL_SECRET",
+    "OS_AUTH_TOKEN",
+    "ST_KEY",
+];
 
 /// One argv (`["pg_dumpall", "-g", "-f", "data/g.sql"]`) or several, run in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

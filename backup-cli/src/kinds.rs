@@ -70,13 +70,15 @@ pub fn source(ws: &Workspace, profile: &Profile) -> Result<Box<dyn Source>> {
 }
 
 /// A command profile's argv as a program to run in the workspace, without
-/// the passphrase variables (the program needs none of this tool's secrets).
+/// the passphrase and store-credential variables (the program needs none of
+/// this tool's secrets).
 fn command_spec(ws: &Workspace, argv: &[String], origin: &str, key: &str) -> Result<backup_command::CommandSpec> {
-    let spec = backup_command::CommandSpec::new(argv.to_vec())
+    let mut spec = backup_command::CommandSpec::new(argv.to_vec())
         .with_context(|| format!("{origin}: {key}"))?
-        .with_dir(&ws.home)
-        .without_env("BACKUPAPPS_PASSPHRASE")
-        .without_env("BACKUPAPPS_SIGNING_PASSPHRASE");
+        .with_dir(&ws.home);
+    for name in crate::hooks::SECRET_ENV {
+        spec = spec.without_env(name);
+    }
     Ok(spec)
 }
 

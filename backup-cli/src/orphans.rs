@@ -71,7 +71,10 @@ pub async fn find(ws: &Workspace) -> Result<Vec<Orphan>> {
             let named = known
                 .iter()
                 .any(|k| prefix == *k || prefix.starts_with(&format!("{k}/")));
-            if !named && is_backup_id(id) && !prefix.is_empty() {
+            // A prefix with control characters is nobody's dest_prefix, and
+            // printed it could play tricks on the terminal.
+            let printable = !prefix.chars().any(char::is_control);
+            if !named && printable && is_backup_id(id) && !prefix.is_empty() {
                 found.entry(prefix.to_owned()).or_default().insert(id.to_owned());
             }
         }

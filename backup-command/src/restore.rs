@@ -45,8 +45,15 @@ pub async fn restore_into_command(
     let mut stdin = child.stdin.take();
     let mut fed = 0u64;
     while let Some(piece) = input.next().await {
-        // Dropping `group` on this error kills the program before it sees EOF.
-        let piece = piece?;
+        let piece = match piece {
+            Ok(piece) => piece,
+            Err(e) => {
+                // Kill before `stdin` drops: a program seeing end-of-input
+                // could commit the truncated, unauthenticated-to-the-end input.
+                group.kill();
+                return Err(e);
+            }
+        };
         let Some(pipe) = stdin.as_mut() else { break };
         // A write fails when the program gave up: its exit status says why.
         if pipe.write_all(&piece).await.is_err() {

@@ -112,6 +112,7 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
         boot_id: boot_id(),
         process_start: process_start(std::process::id()),
     };
+    let mut took_over = false;
     for _ in 0..2 {
         // A store may finish a write after its future was dropped (local
         // files are written on blocking threads): the put runs as its own
@@ -128,7 +129,7 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
             None => Ok(false),
         };
         claim.put = None;
-        if created? {
+        if created? && (!took_over || still_ours(store, &key, &token).await?) {
             let (stop, stopped) = oneshot::channel();
             let renew = tokio::spawn(renew(store.clone(), key.clone(), holder.clone(), ttl, stopped));
             return Ok(Lease {
@@ -172,6 +173,7 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
                     tracing::warn!(lease = %key, %who, "taking over an expired lease (its holder stopped renewing it)");
                 }
                 store.delete(&key).await?;
+                took_over = true;
             }
         }
     }
@@ -180,6 +182,24 @@ pub async fn acquire(store: &DynStore, prefix: &str, what: &str, ttl: Duration) 
         holder: "another run that took it at the same moment".into(),
     })
 }
+
+/// After taking over a stale lease: whether ours is still the one stored a
+/// moment later. Two runs that read the same stale holder both delete and
+/// create; the later delete removes the earlier run's fresh lease, and
+/// without this look both would go on holding it.
+async fn still_ours(store: &DynStore, key: &str, token: &str) -> Result<bool> {
+    tokio::time::sleep(TAKEOVER_SETTLE).await;
+    let holder: Option<Holder> = match store.get_bytes(key, MAX_LEASE_SIZE).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+        Err(Error::NotFound { .. } | Error::Format { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(holder.is_some_and(|h| h.token == token))
+}
+
+/// How long a run that took over a stale lease waits before checking that
+/// the lease is still its own.
+const TAKEOVER_SETTLE: Duration = Duration::from_secs(1);
 
 /// A holder on this host whose process is gone: stale without waiting for
 /// expiry. Same host means same host name and, when both recorded it, same
@@ -207,6 +227,16 @@ async fn renew(store: DynStore, key: String, mut holder: Holder, ttl: Duration, 
         // Stopped (sent or dropped) while waiting: no write is in flight.
         if tokio::time::timeout(ttl / 4, &mut stop).await.is_ok() {
             return;
+        }
+        // Renew only our own lease: one that another run took over (after
+        // ours expired unrenewed) is theirs, and overwriting it would let
+        // both runs go on as holders.
+        if let Ok(bytes) = store.get_bytes(&key, MAX_LEASE_SIZE).await {
+            let theirs = serde_json::from_slice::<Holder>(&bytes).map_or(true, |h| h.token != holder.token);
+            if theirs {
+                tracing::error!(lease = %key, "the lease is no longer ours (another run took it over); not renewing it");
+                return;
+            }
         }
         holder.expires = Utc::now() + ttl_chrono;
         match serde_json::to_vec(&holder) {

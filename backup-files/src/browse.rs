@@ -202,6 +202,9 @@ fn copy_first(reader: impl Read, want: &[u8], label: &str, out: &mut ChannelWrit
         let found = String::from_utf8_lossy(&path).into_owned();
         return Err(mismatch(label, want, &format!("entry {found:?}")));
     }
+    if EntryKind::of(first.header().entry_type()) != EntryKind::File {
+        return Err(mismatch(label, want, "an entry that is not a regular file"));
+    }
     match io::copy(&mut first, out).and_then(|_| out.flush()) {
         Ok(_) => Ok(()),
         // The reader went away: nothing to report to anyone.

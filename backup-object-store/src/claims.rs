@@ -95,12 +95,16 @@ async fn holding(
     if store.exists(key).await? {
         return Ok(Some(false));
     }
-    if started.elapsed() > CLAIM_TTL / 2 {
+    let Some(left) = (CLAIM_TTL / 2).checked_sub(started.elapsed()) else {
         // Too slow: others may soon take our claim for a dead writer's.
         return Ok(None);
-    }
-    store.put(key, data).await?;
-    Ok(Some(true))
+    };
+    // Without retries and within the claim's life: a write that landed after
+    // our claim aged out could overwrite another writer's object.
+    store.put_once_within(key, data.clone(), left).await?;
+    // Read back: only our own bytes there mean we created it.
+    let there = store.get_bytes(key, data.len() as u64 + 1).await?;
+    Ok(Some(there == data))
 }
 
 /// Removes claims under `prefix` older than `older_than`: what writers

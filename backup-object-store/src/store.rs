@@ -199,6 +199,22 @@ impl CloudStore {
         done.map(|_| ())
     }
 
+    /// A plain PUT without retries that gives up after `within`: for the
+    /// claim protocol, where a write landing late could meet another
+    /// writer's.
+    pub(crate) async fn put_once_within(&self, key: &str, data: Bytes, within: std::time::Duration) -> Result<()> {
+        validate_key(key)?;
+        let path = self.path(key);
+        let put = self.once.put(&path, PutPayload::from_bytes(data));
+        match tokio::time::timeout(within, put).await {
+            Ok(done) => done.map(|_| ()).map_err(|e| self.error("write", key, e)),
+            Err(_) => Err(self.cloud_error(CloudError::Contended {
+                key: key.to_owned(),
+                location: self.location.clone(),
+            })),
+        }
+    }
+
     /// A conditional PUT (`If-None-Match: *`), without retries.
     async fn create_natively(&self, key: &str, data: Bytes) -> std::result::Result<bool, object_store::Error> {
         let options = PutOptions {

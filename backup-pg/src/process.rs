@@ -177,11 +177,14 @@ pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: Byte
             }
         }
     }
-    drop(stdin);
     if let Err(e) = fed {
+        // Kill before closing stdin: pg_restore seeing end-of-input could
+        // commit what it got of a stream that failed its checks.
         let _ = child.kill().await;
+        drop(stdin);
         return Err(e);
     }
+    drop(stdin);
     let status = child.wait().await.map_err(start_error)?;
     let stderr = stderr.await.unwrap_or_default();
     if !status.success() {

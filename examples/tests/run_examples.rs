@@ -17,7 +17,8 @@ fn run(bin: &str) -> String {
 fn embed_service_backs_up_and_restores() {
     let out = run(env!("CARGO_BIN_EXE_embed_service"));
     assert!(out.contains("backed up") && out.contains("restored 1 file(s)"), "{out}");
-    assert!(out.contains("verified 1 chunks without the secret key"), "{out}");
+    // One data chunk and one index chunk.
+    assert!(out.contains("verified 2 chunks without the secret key"), "{out}");
     assert!(out.contains("retention keeps 1, removes 0"), "{out}");
 }
 

@@ -160,10 +160,12 @@ async fn other(
 /// `  42 TABLE DATA           public.orders (app) 1.2 MiB`, as far as the
 /// entry has those fields; otherwise the entry as JSON.
 pub fn toc_line(e: &Value) -> String {
-    let (Some(id), Some(desc)) = (e["toc_id"].as_u64(), e["desc"].as_str()) else {
+    let (Some(id), Some(_)) = (e["toc_id"].as_u64(), e["desc"].as_str()) else {
         return e.to_string();
     };
-    let text = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+    // Names come from the database: printed escaped, like file names.
+    let text = |k: &str| super::shown(e[k].as_str().unwrap_or("").as_bytes())[1..].to_owned();
+    let desc = text("desc");
     let schema = text("schema");
     let name = if schema.is_empty() {
         text("name")
