@@ -224,9 +224,13 @@ pub enum Command {
         target: String,
         /// A glob: `*.jpg` matches names anywhere, `srv/app/**/x` whole paths.
         pattern: String,
-        /// Search every trusted backup, not only the newest.
-        #[arg(long)]
+        /// Every trusted backup (the default: `find` answers which backups
+        /// hold a path); kept for the spelling `find T GLOB --all`.
+        #[arg(long, hide = true)]
         all: bool,
+        /// Only this backup (id or unique prefix).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
     },
     /// Entries added, removed or changed (type, size, mtime, mode) between two backups.
     Diff {

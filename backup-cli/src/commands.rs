@@ -155,7 +155,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 Command::Ls { target, path, id, at } => {
                     browse::ls::run(&ws, &target, id.as_deref(), at.as_deref(), path.as_deref(), json).await
                 }
-                Command::Find { target, pattern, all } => browse::find::run(&ws, &target, &pattern, all, json).await,
+                Command::Find {
+                    target, pattern, id, ..
+                } => browse::find::run(&ws, &target, &pattern, id.as_deref(), json).await,
                 Command::Diff { target, id1, id2 } => browse::diff::run(&ws, &target, &id1, &id2, json).await,
                 Command::Info { target, id, at } => {
                     browse::info::run(&ws, &target, id.as_deref(), at.as_deref(), json).await

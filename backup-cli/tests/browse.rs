@@ -219,8 +219,8 @@ fn browse_commands_agree_with_tar_and_partial_restores_are_exact() {
         "{out}"
     );
 
-    // find: newest first, size per backup; only the newest without --all.
-    let rows: Value = serde_json::from_str(&ws.ok(&["find", TARGET, "a b.txt", "--all", "--json"])).unwrap();
+    // find: every backup, newest first, size per backup; --id narrows it to one.
+    let rows: Value = serde_json::from_str(&ws.ok(&["find", TARGET, "a b.txt", "--json"])).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(
@@ -231,7 +231,10 @@ fn browse_commands_agree_with_tar_and_partial_restores_are_exact() {
         (rows[1]["id"].as_str(), rows[1]["size"].as_u64()),
         (Some(first.as_str()), Some(7))
     );
-    let rows: Value = serde_json::from_str(&ws.ok(&["find", TARGET, "*.txt", "--json"])).unwrap();
+    let with_all: Value = serde_json::from_str(&ws.ok(&["find", TARGET, "a b.txt", "--all", "--json"])).unwrap();
+    assert_eq!(with_all.as_array().unwrap().len(), 2, "--all is the default");
+    let rows: Value = serde_json::from_str(&ws.ok(&["find", TARGET, "*.txt", "--id", second, "--json"])).unwrap();
+    assert!(!rows.as_array().unwrap().is_empty());
     assert!(rows.as_array().unwrap().iter().all(|r| r["id"] == second.as_str()));
     let out = ws.ok(&["find", TARGET, "caf*", "--all"]);
     assert_eq!(out.lines().count(), 2, "header and one hit:\n{out}");

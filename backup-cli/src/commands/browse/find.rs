@@ -13,11 +13,11 @@ use super::{entry_json, mtime_text, shown, JsonList, Out};
 use crate::settings::Kind;
 use crate::workspace::Workspace;
 
-/// Searches the newest backup, or with `all` every trusted one.
+/// Searches every trusted backup, newest first, or only the one `id` names.
 ///
 /// # Errors
 /// Bad pattern or target; failures reading an index.
-pub async fn run(ws: &Workspace, target: &str, pattern: &str, all: bool, json: bool) -> Result<ExitCode> {
+pub async fn run(ws: &Workspace, target: &str, pattern: &str, id: Option<&str>, json: bool) -> Result<ExitCode> {
     let selection = Selection::new(&[pattern.to_owned()], &[])
         .map_err(|e| crate::hints::hint(e, "use a glob such as '*.jpg', 'media' or 'srv/app/**/x.txt'"))?;
     let opened = super::open(ws, target, "find").await?;
@@ -32,10 +32,9 @@ pub async fn run(ws: &Workspace, target: &str, pattern: &str, all: bool, json: b
             )))
         }
     }
-    let backups: Vec<_> = if all {
-        opened.listing.trusted.iter().rev().collect()
-    } else {
-        vec![opened.pick(None, None)?]
+    let backups: Vec<_> = match id {
+        None => opened.listing.trusted.iter().rev().collect(),
+        Some(id) => vec![opened.pick(Some(id), None)?],
     };
     let decryptor = opened.decryptor(ws)?;
     let mut out = Out::default();
@@ -90,11 +89,7 @@ pub async fn run(ws: &Workspace, target: &str, pattern: &str, all: bool, json: b
         eprintln!(
             "{}: nothing matches {pattern:?} in {}",
             opened.profile.target(),
-            if all {
-                "any backup"
-            } else {
-                "the newest backup (--all searches every backup)"
-            }
+            if id.is_some() { "that backup" } else { "any backup" }
         );
         return Ok(ExitCode::from(1));
     }
