@@ -47,8 +47,10 @@ dir=$(ls -d "$OUT"/store/b/f/*/)
 data_bytes=$(cat "$dir"data-*.zst.gpg | wc -c)
 index_bytes=$(cat "$dir"index-*.zst.gpg | wc -c)
 data_chunks=$(ls "$dir"data-*.zst.gpg | wc -l)
-# A file of about 1 MiB, somewhere in the middle of the stream.
-one=$(find "$DATA" -type f -size +900k -size -1200k | sort | sed -n '50p')
+# A file of about 1 MiB (the middle one of those), somewhere in the stream.
+mid=$(find "$DATA" -type f -size +900k -size -1200k | sort)
+one=$(sed -n "$(( ($(wc -l <<<"$mid") + 1) / 2 ))p" <<<"$mid")
+[ -n "$one" ] || { echo "no file of about 1 MiB in $DATA" >&2; exit 1; }
 rel=${one#/}
 t_ls=$(secs "$B" --home "$W" ls b/f)
 t_find=$(secs "$B" --home "$W" find b/f "$(basename "$one")")
