@@ -78,7 +78,15 @@ pub fn profile_lock(profile: &crate::workspace::Profile) -> String {
 /// # Errors
 /// When the folder or the file cannot be created.
 pub fn open_lock_file(ws: &Workspace, name: &str) -> Result<(File, PathBuf)> {
-    let dir = ws.home.join("data").join("locks");
+    open_lock_file_at(&ws.home, name)
+}
+
+/// [`open_lock_file`] for the workspace at `home`.
+///
+/// # Errors
+/// When the folder or the file cannot be created.
+pub fn open_lock_file_at(home: &std::path::Path, name: &str) -> Result<(File, PathBuf)> {
+    let dir = home.join("data").join("locks");
     // `data/` holds plaintext too: when the lock is first to make it, 0700.
     crate::private::create_dirs(&dir)?;
     let path = dir.join(format!("{name}.lock"));

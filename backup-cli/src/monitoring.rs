@@ -9,7 +9,7 @@
 //! run's: pinged once per command run, `/fail` when any profile failed. Set
 //! (to another URL) in a profile file, it is that profile's: pinged for it.
 
-mod textfile;
+pub(crate) mod textfile;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -152,17 +152,22 @@ type Line = (&'static str, &'static str, &'static str, Option<String>);
 
 /// Reads `path`, sets `sample`'s lines, writes it back atomically.
 pub(super) fn update(home: &Path, path: &Path, sample: &Sample<'_>) -> Result<()> {
-    // One writer at a time; the lock lives in the workspace, so that the
-    // textfile's folder needs no extra files.
-    let lock_dir = home.join("data").join("locks");
-    crate::private::create_dirs(&lock_dir)?;
-    let lock_path = lock_dir.join("metrics.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+    rewrite(home, path, |old| {
+        let mut metrics = Metrics::parse(old);
+        apply(&mut metrics, sample);
+        metrics.render()
+    })
+}
+
+/// Replaces the textfile at `path` with `edit(current text)`: one writer at
+/// a time (the lock lives in the workspace, so the textfile's folder needs no
+/// extra files), and a rename, so node_exporter never reads half a file.
+/// Every writer of the textfile goes through here.
+///
+/// # Errors
+/// When the lock, the file or its folder cannot be read or written.
+pub(crate) fn rewrite(home: &Path, path: &Path, edit: impl FnOnce(&str) -> String) -> Result<()> {
+    let (lock, lock_path) = crate::lock::open_lock_file_at(home, "metrics")?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     let old = match std::fs::read_to_string(path) {
@@ -170,8 +175,7 @@ pub(super) fn update(home: &Path, path: &Path, sample: &Sample<'_>) -> Result<()
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut metrics = Metrics::parse(&old);
-    apply(&mut metrics, sample);
+    let text = edit(&old);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -182,7 +186,7 @@ pub(super) fn update(home: &Path, path: &Path, sample: &Sample<'_>) -> Result<()
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(metrics.render().as_bytes())
+    tmp.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", tmp.path().display()))?;
     // node_exporter usually runs as another user: readable by all (no secrets).
     std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))

@@ -3,10 +3,9 @@
 //! file, replaces or adds its own series and keeps every other line as it
 //! is, then renames a new file into place, under the textfile's lock.
 
-use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::workspace::{Profile, Workspace};
 
@@ -126,61 +125,28 @@ fn update(ws: &Workspace, profile: &Profile, series: impl FnOnce(&str) -> Vec<Se
 }
 
 fn rewrite(home: &Path, path: &Path, series: impl FnOnce(&str) -> Vec<Series<'static>>) -> Result<()> {
-    // The same lock as every other writer of the textfile.
-    let lock_dir = home.join("data").join("locks");
-    crate::private::create_dirs(&lock_dir)?;
-    let lock_path = lock_dir.join("metrics.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    let old = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut lines: Vec<String> = old.lines().map(str::to_owned).collect();
-    for s in series(&old) {
-        let sample = format!("{}{} ", s.name, s.labels);
-        lines.retain(|l| !l.starts_with(&sample));
-        let help = format!("# HELP {} ", s.name);
-        if !lines.iter().any(|l| l.starts_with(&help)) {
-            lines.push(format!("# HELP {} {}", s.name, s.help));
-            lines.push(format!("# TYPE {} {}", s.name, s.kind));
+    crate::monitoring::textfile::rewrite(home, path, |old| {
+        let mut lines: Vec<String> = old.lines().map(str::to_owned).collect();
+        for s in series(old) {
+            let sample = format!("{}{} ", s.name, s.labels);
+            lines.retain(|l| !l.starts_with(&sample));
+            let help = format!("# HELP {} ", s.name);
+            if !lines.iter().any(|l| l.starts_with(&help)) {
+                lines.push(format!("# HELP {} {}", s.name, s.help));
+                lines.push(format!("# TYPE {} {}", s.name, s.kind));
+            }
+            // Right after the family's last line, so that families stay together.
+            let family = format!("{}{{", s.name);
+            let at = lines
+                .iter()
+                .rposition(|l| l.starts_with(&family) || l.starts_with(&format!("# TYPE {} ", s.name)))
+                .map_or(lines.len(), |i| i + 1);
+            lines.insert(at, format!("{sample}{}", s.value));
         }
-        // Right after the family's last line, so that families stay together.
-        let family = format!("{}{{", s.name);
-        let at = lines
-            .iter()
-            .rposition(|l| l.starts_with(&family) || l.starts_with(&format!("# TYPE {} ", s.name)))
-            .map_or(lines.len(), |i| i + 1);
-        lines.insert(at, format!("{sample}{}", s.value));
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".backupapps-metrics")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    let mut text = lines.join("\n");
-    text.push('\n');
-    tmp.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    // node_exporter usually runs as another user: readable by all (no secrets).
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .with_context(|| format!("cannot set the mode of {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    })
 }
 
 /// The value of `name{labels}` in `text`.
