@@ -58,29 +58,9 @@ impl CloudStore {
     pub fn s3(url: &str, config: &S3Config, base: &Path, env: &BTreeMap<String, String>) -> Result<CloudStore> {
         let (bucket, prefix) = split_url(url, "s3://", "bucket")?;
         let resolved = config.resolve(base, env)?;
-        let location = url.trim_end_matches('/').to_owned();
-        let open = |e| {
-            into_core(
-                "s3",
-                CloudError::Open {
-                    location: location.clone(),
-                    source: e,
-                },
-            )
-        };
-        let inner = resolved
-            .builder(bucket, resolved.tuning.retries)
-            .build()
-            .map_err(open)?;
-        let once = resolved.builder(bucket, 0).build().map_err(open)?;
-        Ok(Self::new(
-            "s3",
-            location,
-            prefix,
-            Arc::new(inner),
-            Arc::new(once),
-            resolved.tuning,
-        ))
+        Self::built("s3", url, prefix, resolved.tuning, |retries| {
+            resolved.builder(bucket, retries).build()
+        })
     }
 
     /// A store at `url` (`az://CONTAINER[/PREFIX]`) with `config`, credentials
@@ -92,28 +72,40 @@ impl CloudStore {
     pub fn azure(url: &str, config: &AzureConfig, base: &Path, env: &BTreeMap<String, String>) -> Result<CloudStore> {
         let (container, prefix) = split_url(url, "az://", "container")?;
         let resolved = config.resolve(base, env)?;
+        Self::built("azure", url, prefix, resolved.tuning, |retries| {
+            resolved.builder(container, retries).build()
+        })
+    }
+
+    /// Two clients from `build`: one retrying `tuning.retries` times, one
+    /// that never retries (for conditional creates, where a retried write
+    /// that landed the first time would look like someone else's).
+    fn built<S: ObjectStore>(
+        backend: &'static str,
+        url: &str,
+        prefix: String,
+        tuning: Tuning,
+        build: impl Fn(usize) -> object_store::Result<S>,
+    ) -> Result<CloudStore> {
         let location = url.trim_end_matches('/').to_owned();
         let open = |e| {
             into_core(
-                "azure",
+                backend,
                 CloudError::Open {
                     location: location.clone(),
                     source: e,
                 },
             )
         };
-        let inner = resolved
-            .builder(container, resolved.tuning.retries)
-            .build()
-            .map_err(open)?;
-        let once = resolved.builder(container, 0).build().map_err(open)?;
+        let inner = build(tuning.retries).map_err(open)?;
+        let once = build(0).map_err(open)?;
         Ok(Self::new(
-            "azure",
+            backend,
             location,
             prefix,
             Arc::new(inner),
             Arc::new(once),
-            resolved.tuning,
+            tuning,
         ))
     }
 
