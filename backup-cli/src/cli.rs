@@ -311,11 +311,13 @@ pub struct DbRestoreArgs {
 pub struct FilesRestoreArgs {
     /// Files: restore only entries matching GLOB (a folder brings its
     /// contents; `*.jpg` matches names anywhere, `srv/app/**/x` whole
-    /// paths), fetching only the chunks that hold them; repeatable.
-    #[arg(long, value_name = "GLOB", conflicts_with_all = ["to_db", "to_command"])]
+    /// paths), fetching only the chunks that hold them; several globs may
+    /// follow one --include, and it may be repeated.
+    #[arg(long, value_name = "GLOB", num_args = 1.., conflicts_with_all = ["to_db", "to_command"])]
     pub include: Vec<String>,
-    /// Files: leave out entries matching GLOB (and what is in such folders); repeatable.
-    #[arg(long, value_name = "GLOB", conflicts_with_all = ["to_db", "to_command"])]
+    /// Files: leave out entries matching GLOB (and what is in such folders);
+    /// several globs may follow one --exclude, and it may be repeated.
+    #[arg(long, value_name = "GLOB", num_args = 1.., conflicts_with_all = ["to_db", "to_command"])]
     pub exclude: Vec<String>,
 }
 

@@ -150,7 +150,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     recipients,
                     store,
                     all,
-                } => list::run_with(&ws, &targets, json, recipients, store.as_deref(), all).await,
+                } => {
+                    let store = store.as_deref().map(crate::wiring::command_line_url).transpose()?;
+                    list::run_with(&ws, &targets, json, recipients, store.as_deref(), all).await
+                }
                 Command::Check { targets } => check::run(&ws, &targets, json).await,
                 Command::Ls { target, path, id, at } => {
                     browse::ls::run(&ws, &target, id.as_deref(), at.as_deref(), path.as_deref(), json).await
@@ -212,6 +215,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     parallelism,
                 } => {
                     let which = copy::Which::from_args(id.as_deref(), newest);
+                    let to_store = crate::wiring::command_line_url(&to_store)?;
                     copy::run(&ws, &targets, &to_store, which, parallelism as usize, json).await
                 }
                 Command::Init { .. }

@@ -22,6 +22,14 @@ pub fn open_to_others(path: &Path) -> bool {
 /// # Errors
 /// Names the file, the setting, and the `chmod` that fixes it.
 pub fn require_private(path: &Path, key: &str) -> Result<()> {
+    // An empty value resolves to the workspace folder itself: say so,
+    // rather than advise a chmod that would lock the operator out of it.
+    if path.is_dir() {
+        bail!(
+            "{} ({key}) is a folder, not a file: give the path of the file (an empty value means the workspace folder)",
+            path.display()
+        );
+    }
     if open_to_others(path) {
         bail!(
             "{} ({key}) is readable by group or others; a secret must be its owner's only: run `chmod 600 {}`",

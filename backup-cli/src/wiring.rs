@@ -25,6 +25,29 @@ pub fn store(ws: &Workspace, settings: &ProfileSettings, origin: &str) -> Result
     store_at(ws, settings, url, origin)
 }
 
+/// A store URL given on the command line: a relative `file://` path is
+/// relative to the current directory, like every path there (in the
+/// configuration it is relative to the workspace).
+///
+/// # Errors
+/// When the current directory cannot be read.
+pub fn command_line_url(url: &str) -> Result<String> {
+    const SCHEMES: [&str; 4] = ["file://", "swift://", "s3://", "az://"];
+    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(crate::workspace::ConfigError(format!(
+            "store URL {url:?} is not supported; use file:///path, swift://container, s3://bucket or az://container"
+        ))
+        .into());
+    }
+    match url.strip_prefix("file://") {
+        Some(path) if !path.is_empty() && !path.starts_with('/') => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            Ok(format!("file://{}", cwd.join(path).display()))
+        }
+        _ => Ok(url.to_owned()),
+    }
+}
+
 /// The store at `url` (`[store] url`, a `copy_to` entry, `--to-store`,
 /// `list --store`), with the credentials of `[store.swift]` and the
 /// environment.

@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 
 use backup_files::testing::snapshot;
-use support::{backup_folder, Ws};
+use support::{backup_folder, text, Ws};
 
 fn workspace_with_backup() -> (Ws, String) {
     let ws = Ws::new();
@@ -373,5 +373,17 @@ fn secret_files_readable_by_others_are_refused_with_the_fix() {
     }
     assert!(!out_dir.exists(), "a refused restore writes nothing");
     assert_eq!(ws.list("app/files").len(), 1, "a refused backup stores nothing");
+    // An empty value is the workspace folder: named as such, no chmod advice.
+    let out = ws
+        .cmd(&["verify", "app/files"])
+        .env("BACKUPAPPS_ENCRYPTION__SECRET_KEY", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is a folder, not a file") && !text(&out).contains("chmod"),
+        "{}",
+        text(&out)
+    );
     ws.ok(&["restore", "app/files", "--to", to]);
 }

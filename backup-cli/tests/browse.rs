@@ -379,6 +379,23 @@ fn browse_commands_agree_with_tar_and_partial_restores_are_exact() {
     assert!(!root.join("sub/one.bin").exists() && root.join("sub").is_dir());
     let out = ws.fails(&["restore", TARGET, "--include", "nothing-here", "--to", "x"], 2);
     assert!(out.contains("select no entry"), "{out}");
+    // Several globs after one --include (`--include GLOB…`).
+    let into = ws.path("partial-two");
+    ws.ok(&[
+        "restore",
+        TARGET,
+        "--id",
+        first,
+        "--include",
+        t.big.to_str().unwrap(),
+        "a b.txt",
+        "--to",
+        into.to_str().unwrap(),
+    ]);
+    let root = into.join(t.src.strip_prefix("/").unwrap());
+    assert!(root.join("sub/one.bin").is_file());
+    assert!(root.join("a b.txt").is_file());
+    assert!(root.join("link to a").symlink_metadata().is_err(), "not selected");
 }
 
 #[test]

@@ -210,6 +210,26 @@ fn restore_into_a_failing_restore_command_fails() {
 }
 
 #[test]
+fn a_restore_command_that_stops_reading_early_fails_and_marks_nothing() {
+    let ws = Ws::new();
+    // ~1 MiB: more than a pipe holds, so `true` exiting unread is seen.
+    command_profile(
+        &ws,
+        "app/early",
+        &["sh", "-c", "seq 1 150000"],
+        "restore_command = [\"true\"]",
+    );
+    ws.ok(&["backup", "app/early"]);
+    let out = ws.fails(&["restore", "app/early", "--to-command"], 1);
+    assert!(out.contains("without reading all of its input"), "{out}");
+    let row = &ws.list("app/early")[0];
+    assert_ne!(
+        row["restore_verified"], true,
+        "an incomplete restore proves nothing: {row}"
+    );
+}
+
+#[test]
 fn the_command_template_is_valid_configuration_with_every_key_uncommented() {
     let ws = Ws::new();
     let template = fs::read_to_string(ws.path("apps/templates/command.toml")).unwrap();

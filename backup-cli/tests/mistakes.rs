@@ -430,3 +430,29 @@ fn db_dump_file_is_relative_to_the_current_directory() {
     );
     assert!(!p.ws.path("shop.pgdump").exists(), "not into the workspace");
 }
+
+#[test]
+fn store_urls_on_the_command_line_are_relative_to_the_current_directory() {
+    let ws = backed_up();
+    let cwd = ws.path("elsewhere");
+    fs::create_dir_all(&cwd).unwrap();
+    let out = ws
+        .cmd(&["copy", "--to-store", "file://second"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(cwd.join("second/app/files").is_dir(), "{}", text(&out));
+    assert!(!ws.path("second").exists(), "not relative to the workspace");
+    let listed = ws
+        .cmd(&["list", "--store", "file://second", "--json"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed));
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    // Not a URL: one error, exit 2.
+    let out = ws.fails(&["list", "--store", "/not/a/url"], 2);
+    assert_eq!(out.matches("is not supported").count(), 1, "{out}");
+}

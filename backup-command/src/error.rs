@@ -29,6 +29,15 @@ pub enum CommandError {
         /// `: ` and the tail of its standard error, or nothing.
         stderr: String,
     },
+    /// The program exited successfully without reading all of its input:
+    /// what it restored is incomplete.
+    #[error("{program} exited without reading all of its input (it took {fed} bytes, then closed it): the restore is incomplete")]
+    StoppedReading {
+        /// The program (argv\[0\]).
+        program: String,
+        /// Bytes it read before closing its input.
+        fed: u64,
+    },
     /// The program did not finish within its time and was stopped.
     #[error("{program} did not finish within {} s; it was stopped", timeout.as_secs())]
     TimedOut {
@@ -58,6 +67,7 @@ impl CommandError {
             CommandError::Start { program, .. }
             | CommandError::Failed { program, .. }
             | CommandError::TimedOut { program, .. }
+            | CommandError::StoppedReading { program, .. }
             | CommandError::Io { program, .. } => Some(program),
         }
     }
@@ -74,6 +84,9 @@ impl From<CommandError> for backup_core::Error {
             CommandError::TimedOut { timeout, .. } => {
                 format!("did not finish within {} s; it was stopped", timeout.as_secs())
             }
+            CommandError::StoppedReading { fed, .. } => format!(
+                "exited without reading all of its input (it took {fed} bytes, then closed it): the restore is incomplete"
+            ),
             CommandError::Io { what, source, .. } => format!("{what}: {source}"),
         };
         backup_core::Error::source_failed(e.program().unwrap_or("command"), reason)

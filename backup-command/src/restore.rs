@@ -44,6 +44,7 @@ pub async fn restore_into_command(
     let err = forward(child.stderr.take(), &program, OutputStream::Stderr, sink);
     let mut stdin = child.stdin.take();
     let mut fed = 0u64;
+    let mut stopped_reading = false;
     while let Some(piece) = input.next().await {
         let piece = match piece {
             Ok(piece) => piece,
@@ -58,6 +59,7 @@ pub async fn restore_into_command(
         // A write fails when the program gave up: its exit status says why.
         if pipe.write_all(&piece).await.is_err() {
             stdin = None;
+            stopped_reading = true;
             break;
         }
         fed += piece.len() as u64;
@@ -78,6 +80,11 @@ pub async fn restore_into_command(
             stderr: suffix(tail),
         }
         .into());
+    }
+    if stopped_reading {
+        // Exit 0 after closing its input early (e.g. `true`, or a client
+        // that quit): the whole backup did not reach it.
+        return Err(CommandError::StoppedReading { program, fed }.into());
     }
     Ok(fed)
 }

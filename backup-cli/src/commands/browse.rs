@@ -184,11 +184,9 @@ impl Out {
         Ok(())
     }
 
-    /// Adds a line, unless `-q`.
+    /// Adds a line. Printed under `-q` too: a listing is the result that
+    /// was asked for, not chatter (`-q` silences progress and summaries).
     pub fn line(&mut self, text: &str) -> Result<()> {
-        if crate::output::quiet() {
-            return Ok(());
-        }
         self.push(text)?;
         self.push("\n")
     }

@@ -34,7 +34,7 @@ pub async fn run(ws: &Workspace, targets: &[String], json: bool) -> Result<ExitC
         let started = Instant::now();
         let codes_before = codes.len();
         let run = monitor.profile_start(profile).await;
-        let work = drill_profile(ws, profile, &mut codes, &mut rows);
+        let work = drill_profile(ws, profile, json, &mut codes, &mut rows);
         let result = crate::interrupt::cancellable(&format!("restore drill of {target}"), work).await;
         let outcome = match &result {
             Err(e) => Outcome::failed(e),
@@ -84,7 +84,13 @@ fn pick(trusted: &[CatalogEntry]) -> Vec<&CatalogEntry> {
 
 /// Verifies the picked backups of one profile fully; returns how many
 /// verified. Failures push exit codes and rows.
-async fn drill_profile(ws: &Workspace, profile: &Profile, codes: &mut Vec<u8>, rows: &mut Vec<Value>) -> Result<usize> {
+async fn drill_profile(
+    ws: &Workspace,
+    profile: &Profile,
+    json: bool,
+    codes: &mut Vec<u8>,
+    rows: &mut Vec<Value>,
+) -> Result<usize> {
     let target = profile.target();
     let s = &profile.settings;
     if !wiring::has_secret_key(s) {
@@ -113,16 +119,19 @@ async fn drill_profile(ws: &Workspace, profile: &Profile, codes: &mut Vec<u8>, r
         match verify_backup(&store, entry, Some(decryptor.clone()), Some(check.as_ref())).await {
             Ok(report) => {
                 verified += 1;
-                say!(
-                    "{target}: restore drill: backup {id} OK ({} chunks decrypted, {}{})",
-                    report.chunks,
-                    human_size(report.plaintext_bytes.unwrap_or(0)),
-                    report
-                        .structure
-                        .as_deref()
-                        .map(|s| format!(", {s}"))
-                        .unwrap_or_default()
-                );
+                // With --json, stdout is the JSON array alone.
+                if !json {
+                    say!(
+                        "{target}: restore drill: backup {id} OK ({} decrypted, {}{})",
+                        crate::output::count(report.chunks, "chunk"),
+                        human_size(report.plaintext_bytes.unwrap_or(0)),
+                        report
+                            .structure
+                            .as_deref()
+                            .map(|s| format!(", {s}"))
+                            .unwrap_or_default()
+                    );
+                }
                 rows.push(json!({"target": target, "id": id, "mode": report.mode, "result": "ok", "error": null}));
                 if let Err(e) = record_verified(&store, entry, &report).await {
                     tracing::warn!(error = %e.report(), "verified, but could not record the mark in the store");
