@@ -91,7 +91,10 @@ pub fn write_all(dir: &Path) -> Result<usize> {
 
 fn render(cmd: &clap::Command, parent: Option<&str>) -> Result<Vec<u8>> {
     let mut text = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut text)?;
+    clap_mangen::Man::new(cmd.clone())
+        .source(format!("backupapps {}", env!("CARGO_PKG_VERSION")))
+        .manual("backupapps manual")
+        .render(&mut text)?;
     let mut extra = String::new();
     section(&mut extra, "EXIT STATUS", EXIT_STATUS);
     section(&mut extra, "ENVIRONMENT", ENVIRONMENT);
@@ -155,7 +158,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "2",
         "Usage or configuration error: a bad argument, no workspace, a bad key in a configuration file, a missing \
-         or wrong key, a damaged or untrusted backup.",
+         or wrong key; a backup asked for by id that is untrusted or damaged (verify reports those with 1).",
     ),
     ("130", "Interrupted by SIGINT; what the run started was cleaned up."),
     ("143", "Terminated by SIGTERM; what the run started was cleaned up."),

@@ -243,8 +243,20 @@ pub struct StoreSettings {
     pub azure: Option<toml::Table>,
     /// Further stores every new backup is copied to after it is stored
     /// (`copy`), and that `prune` applies retention on: store URLs.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::validate::store_urls")]
     pub copy_to: Vec<String>,
+}
+
+impl StoreSettings {
+    /// The `copy_to` stores other than `url` itself: pointing the workspace
+    /// at a copy for one command (`BACKUPAPPS_STORE__URL=…`, e.g. to verify
+    /// it) must not make that store a copy of itself.
+    pub fn copy_stores(&self) -> impl Iterator<Item = &String> {
+        let main = self.url.as_deref().map(|u| u.trim_end_matches('/'));
+        self.copy_to
+            .iter()
+            .filter(move |u| Some(u.trim_end_matches('/')) != main)
+    }
 }
 
 /// One path or several (`secret_key = "a"` or `secret_key = ["new", "old"]`).

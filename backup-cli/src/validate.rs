@@ -102,6 +102,22 @@ pub fn is_nickname(expression: &str) -> bool {
     NICKNAMES.iter().any(|n| expression.trim().eq_ignore_ascii_case(n))
 }
 
+/// `deserialize_with` for `[store] copy_to`: store URLs, so that a typo is an
+/// error of every command rather than of the backup run that copies.
+pub fn store_urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    const SCHEMES: [&str; 4] = ["file://", "swift://", "s3://", "az://"];
+    let urls = Vec::<String>::deserialize(d)?;
+    for url in &urls {
+        let rest = SCHEMES.iter().find_map(|s| url.strip_prefix(s));
+        if rest.is_none_or(str::is_empty) {
+            return Err(D::Error::custom(format!(
+                "{url:?} is not a store URL: use file:///path, swift://container, s3://bucket or az://container"
+            )));
+        }
+    }
+    Ok(urls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -456,3 +456,30 @@ fn store_urls_on_the_command_line_are_relative_to_the_current_directory() {
     let out = ws.fails(&["list", "--store", "/not/a/url"], 2);
     assert_eq!(out.matches("is not supported").count(), 1, "{out}");
 }
+
+#[test]
+fn bad_copy_to_values_are_errors_of_every_command() {
+    let ws = backed_up();
+    let global = fs::read_to_string(ws.path("backupapps.toml")).unwrap();
+    let url = global
+        .lines()
+        .find_map(|l| l.strip_prefix("url = "))
+        .expect("the store url line")
+        .to_owned();
+    let with = |copy_to: &str| global.replacen("[store]\n", &format!("[store]\ncopy_to = {copy_to}\n"), 1);
+    let edited = with("[\"/tmp/not-a-url\"]");
+    assert_ne!(edited, global, "the test expects a [store] section");
+    fs::write(ws.path("backupapps.toml"), edited).unwrap();
+    for args in [&["list"][..], &["check"], &["backup", "app/files"]] {
+        let out = ws.fails(args, 2);
+        assert!(
+            out.contains("is not a store URL") && out.contains("copy_to"),
+            "{args:?}: {out}"
+        );
+    }
+    // The store itself among copy_to (as when the workspace is pointed at a
+    // copy for one command): not a copy of itself, nothing to do there.
+    fs::write(ws.path("backupapps.toml"), with(&format!("[{url}]"))).unwrap();
+    ws.ok(&["backup", "app/files"]);
+    assert_eq!(ws.list("app/files").len(), 2, "one before, one now; none refused");
+}

@@ -184,7 +184,7 @@ async fn backup_and_prune(
         Err(_) => return Ok(done),
         Ok(m) => done.manifest = Some(m),
     };
-    if let (false, Some(m)) = (profile.settings.store.copy_to.is_empty(), &done.manifest) {
+    if let (true, Some(m)) = (profile.settings.store.copy_stores().next().is_some(), &done.manifest) {
         // The backup stays stored whatever happens to its copies; a copy
         // that failed fails the run for this profile.
         let copy = super::copy::copy_to_stores(ws, profile, &m.id, json);

@@ -116,7 +116,7 @@ async fn check_profile(ws: &Workspace, profile: &Profile, report: &mut Report) {
         .await
         .map_err(|e| store_hint(e, s.store.url.as_deref().unwrap_or_default())),
     );
-    for url in &s.store.copy_to {
+    for url in s.store.copy_stores() {
         let checked = async {
             let store = wiring::store_at(ws, s, url, &origin)?;
             probe_store(&store, profile.dest_prefix()).await?;

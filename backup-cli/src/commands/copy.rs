@@ -144,7 +144,7 @@ pub async fn copy_profile(
 pub async fn copy_to_stores(ws: &Workspace, profile: &Profile, id: &str, json: bool) -> Result<()> {
     let target = profile.target();
     let mut failed = Vec::new();
-    for url in &profile.settings.store.copy_to {
+    for url in profile.settings.store.copy_stores() {
         let copied = copy_profile(
             ws,
             profile,

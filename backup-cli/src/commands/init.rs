@@ -27,9 +27,8 @@ pub fn run(dir: &Path, demo: bool) -> Result<()> {
         );
         println!("  try: backupapps --home {home} backup && backupapps --home {home} list");
     } else {
-        println!("  next: backupapps --home {home} keygen --name backup   (or put your own public key in secrets/)");
         println!(
-            "        backupapps --home {home} keygen --name signing --signing   (the key every backup is signed with)"
+            "  next: backupapps --home {home} keygen --name backup   (the backup key pair and, if none exists, the signing key; or put your own public key in secrets/)"
         );
         println!(
             "        mkdir -p {} && cp {} {}   (then edit it)",

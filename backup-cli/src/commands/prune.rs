@@ -141,7 +141,7 @@ fn plan_json(plan: &PrunePlan, store: &str) -> serde_json::Value {
 /// store of `profile`, each from its own catalog and under its own lease.
 pub async fn prune_copies(ws: &Workspace, profile: &Profile, dry_run: bool) -> Vec<(String, Result<PrunePlan>)> {
     let mut results = Vec::new();
-    for url in &profile.settings.store.copy_to {
+    for url in profile.settings.store.copy_stores() {
         let work = async {
             let store = wiring::store_at(ws, &profile.settings, url, "[store] copy_to")?;
             prune_store(ws, profile, &store, dry_run).await
