@@ -12,7 +12,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "BACKUPAPPS_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Machine-readable output (list, check, backup, verify, prune, mirror,
-    /// restore, copy, db list, ls, find, diff, info, dump); refused by the other commands.
+    /// restore, copy, db list, schedule list, ls, find, diff, info, dump);
+    /// refused by the other commands.
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output (-v: debug, -vv: trace).
@@ -95,7 +96,8 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         store: Option<String>,
     },
-    /// Restore a backup into a folder, or (postgres) into a new database.
+    /// Restore a backup into a folder, (postgres) into a new database, or
+    /// (command profiles) into `restore_command`.
     Restore {
         /// `app/profile`.
         target: String,
@@ -108,7 +110,8 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
         /// Target folder (default: restore/<app>/<profile>/<id> in the workspace);
-        /// postgres backups are written there as <database>.pgdump.
+        /// postgres backups are written there as <database>.pgdump, command
+        /// backups as <profile>.out (or restore_file_name).
         #[arg(long, value_name = "DIR", conflicts_with = "to_db")]
         to: Option<PathBuf>,
         /// Postgres: restore into this new database on the profile's server.
@@ -385,7 +388,8 @@ pub enum LogFormat {
 /// `schedule` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
-    /// Long-running scheduler: fires each profile's `schedule` and `[mirror] schedule`.
+    /// Long-running scheduler: fires each profile's `schedule`, `[mirror] schedule` and
+    /// `[verify] schedule`, at most `[schedule] max_concurrent` jobs at once.
     Run,
     /// Print crontab lines equivalent to the configuration.
     Crontab,

@@ -23,14 +23,15 @@ pub async fn run(ws: &Workspace, target: &str, pattern: &str, id: Option<&str>, 
     let opened = super::open(ws, target, "find").await?;
     match opened.profile.kind() {
         Kind::Files => {}
-        Kind::Postgres | Kind::Command => {
-            anyhow::bail!(crate::workspace::ConfigError(format!(
-                "find searches files backups; {} is a {} profile: `ls {}` lists its index",
-                opened.profile.target(),
-                opened.profile.kind().name(),
-                opened.profile.target()
-            )))
-        }
+        Kind::Postgres => anyhow::bail!(crate::workspace::ConfigError(format!(
+            "find searches files backups; {} is a postgres profile: `ls {}` lists its tables",
+            opened.profile.target(),
+            opened.profile.target()
+        ))),
+        Kind::Command => anyhow::bail!(crate::workspace::ConfigError(format!(
+            "find searches files backups; {} is a command profile, whose backups are one stream without entries",
+            opened.profile.target()
+        ))),
     }
     let backups: Vec<_> = match id {
         None => opened.listing.trusted.iter().rev().collect(),
