@@ -29,7 +29,7 @@ const LAG_PIECES: usize = 128;
 /// How long the index waits for `pg_restore --list` (and the sizes) once the dump ended.
 const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Most of `pg_restore --list`'s output kept: a TOC this long is noted as cut.
-const LIST_CAP: usize = 256 * 1024 * 1024;
+const LIST_CAP: usize = 64 * 1024 * 1024;
 
 /// Reads the catalog facts the index needs on a task of its own, so that
 /// the dump starts at once; the sizes are those at backup start.

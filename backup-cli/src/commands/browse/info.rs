@@ -103,9 +103,9 @@ fn print(doc: &Value) {
     say!("chunks      {} of {}", s("chunks"), size("chunk_size"));
     for st in doc["streams"].as_array().into_iter().flatten() {
         say!(
-            "  stream    {}: {} chunks, {} stored, {} plaintext",
+            "  stream    {}: {}, {} stored, {} plaintext",
             st["name"].as_str().unwrap_or("?"),
-            st["chunks"],
+            crate::output::count(st["chunks"].as_u64().unwrap_or(0) as usize, "chunk"),
             st["size"].as_u64().map(human_size).unwrap_or_default(),
             st["plaintext_size"].as_u64().map(human_size).unwrap_or_default()
         );
