@@ -317,11 +317,11 @@ pub struct FilesRestoreArgs {
     /// paths), fetching only the chunks that hold them; several globs may
     /// follow one --include, and it may be repeated.
     #[arg(long, value_name = "GLOB", num_args = 1.., conflicts_with_all = ["to_db", "to_command"])]
-    pub include: Vec<String>,
+    pub include: Vec<std::ffi::OsString>,
     /// Files: leave out entries matching GLOB (and what is in such folders);
     /// several globs may follow one --exclude, and it may be repeated.
     #[arg(long, value_name = "GLOB", num_args = 1.., conflicts_with_all = ["to_db", "to_command"])]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<std::ffi::OsString>,
 }
 
 /// Which server of a postgres profile.

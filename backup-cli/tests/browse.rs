@@ -396,6 +396,26 @@ fn browse_commands_agree_with_tar_and_partial_restores_are_exact() {
     assert!(root.join("sub/one.bin").is_file());
     assert!(root.join("a b.txt").is_file());
     assert!(root.join("link to a").symlink_metadata().is_err(), "not selected");
+    // A name that is not UTF-8, given as it is (no glob can spell it).
+    let into = ws.path("partial-odd");
+    let out = ws
+        .cmd(&[
+            "restore",
+            TARGET,
+            "--id",
+            first,
+            "--to",
+            into.to_str().unwrap(),
+            "--include",
+        ])
+        .arg(&t.odd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read(into.join(t.odd.strip_prefix("/").unwrap())).unwrap(),
+        b"latin-1\n"
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct Selection {
 struct Patterns {
     whole: GlobSet,
     component: GlobSet,
+    /// Exact names (no glob): how names that are not UTF-8 are given.
+    literals: Vec<Vec<u8>>,
     empty: bool,
 }
 
@@ -55,14 +57,29 @@ impl Patterns {
         Ok(Patterns {
             whole: build(whole)?,
             component: build(component)?,
+            literals: Vec::new(),
             empty: patterns.is_empty(),
         })
+    }
+
+    /// Adds exact names; an empty one is refused like an empty pattern.
+    fn add_literals(&mut self, names: &[Vec<u8>], field: &str) -> Result<()> {
+        for name in names {
+            let trimmed = trim(name);
+            if trimmed.is_empty() {
+                return Err(Error::config(field, "an empty name names nothing"));
+            }
+            self.literals.push(trimmed.to_vec());
+            self.empty = false;
+        }
+        Ok(())
     }
 
     /// Whether `name` itself matches.
     fn matches(&self, name: &[u8]) -> bool {
         let path = Path::new(OsStr::from_bytes(name));
-        self.whole.is_match(path)
+        self.literals.iter().any(|l| l == name)
+            || self.whole.is_match(path)
             || path
                 .file_name()
                 .is_some_and(|last| self.component.is_match(Path::new(last)))
@@ -97,6 +114,17 @@ impl Selection {
         })
     }
 
+    /// Adds exact names to include and exclude, as bytes: names that are not
+    /// UTF-8 (which no glob can spell) are selected this way.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty name.
+    pub fn with_exact_names(mut self, include: &[Vec<u8>], exclude: &[Vec<u8>]) -> Result<Self> {
+        self.include.add_literals(include, "include")?;
+        self.exclude.add_literals(exclude, "exclude")?;
+        Ok(self)
+    }
+
     /// Whether the entry named `name` is selected (it, or a parent folder,
     /// is included, and neither is excluded).
     pub fn selects(&self, name: &[u8]) -> bool {
@@ -125,6 +153,22 @@ mod tests {
     fn sel(include: &[&str], exclude: &[&str]) -> Selection {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Selection::new(&v(include), &v(exclude)).unwrap()
+    }
+
+    #[test]
+    fn exact_names_select_what_no_glob_can_spell() {
+        let s = sel(&[], &[])
+            .with_exact_names(&[b"/srv/caf\xe9".to_vec()], &[])
+            .unwrap();
+        assert!(s.selects(b"srv/caf\xe9"));
+        assert!(s.selects(b"srv/caf\xe9/inside"));
+        assert!(!s.selects(b"srv/cafe"));
+        assert!(!s.selects(b"srv/caf\xe9x"));
+        let s = sel(&["srv"], &[])
+            .with_exact_names(&[], &[b"srv/caf\xe9".to_vec()])
+            .unwrap();
+        assert!(s.selects(b"srv/other") && !s.selects(b"srv/caf\xe9/x"));
+        assert!(sel(&[], &[]).with_exact_names(&[b"/".to_vec()], &[]).is_err());
     }
 
     #[test]

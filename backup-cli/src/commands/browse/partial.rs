@@ -23,7 +23,10 @@ pub async fn restore_selected(
     dest: &Destination,
     dir: &Path,
 ) -> Result<Restored> {
-    let selection = Selection::new(&dest.files.include, &dest.files.exclude)
+    let (include, include_exact) = globs_and_exact_names(&dest.files.include);
+    let (exclude, exclude_exact) = globs_and_exact_names(&dest.files.exclude);
+    let selection = Selection::new(&include, &exclude)
+        .and_then(|s| s.with_exact_names(&include_exact, &exclude_exact))
         .map_err(|e| crate::hints::hint(e, "use globs such as '*.jpg', 'media' or '/srv/app/**/x.txt'"))?;
     let options = ExtractOptions::new().with_preserve_owners(dest.preserve_owners);
     let target = format!("{}/{}", entry.manifest.app, entry.manifest.profile);
@@ -53,4 +56,19 @@ pub async fn restore_selected(
         into: dir.display().to_string(),
         lines,
     })
+}
+
+/// UTF-8 arguments are globs; others are exact names (bytes no glob can
+/// spell, such as a Latin-1 file name).
+fn globs_and_exact_names(args: &[std::ffi::OsString]) -> (Vec<String>, Vec<Vec<u8>>) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut globs = Vec::new();
+    let mut exact = Vec::new();
+    for arg in args {
+        match arg.to_str() {
+            Some(glob) => globs.push(glob.to_owned()),
+            None => exact.push(arg.as_bytes().to_vec()),
+        }
+    }
+    (globs, exact)
 }
