@@ -4,8 +4,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::error::CommandError;
-use crate::group::Group;
-use crate::lines::{forward, suffix, LineSink, OutputStream};
+use crate::lines::{spawn_logged, suffix, LineSink, Logged};
 use crate::spec::CommandSpec;
 
 /// Time a program gets to end after SIGTERM before it is killed.
@@ -23,16 +22,12 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// signal, with the tail of its stderr), [`CommandError::TimedOut`].
 pub async fn run_hook(spec: &CommandSpec, timeout: Duration, sink: LineSink) -> Result<(), CommandError> {
     let program = spec.program().to_owned();
-    let mut child = spec
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spec.start_error(e))?;
-    let mut group = Group::of(&child);
-    let out = forward(child.stdout.take(), &program, OutputStream::Stdout, sink.clone());
-    let err = forward(child.stderr.take(), &program, OutputStream::Stderr, sink);
+    let Logged {
+        mut child,
+        mut group,
+        out,
+        err,
+    } = spawn_logged(spec, Stdio::null(), sink)?;
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => status.map_err(|source| CommandError::Io {
             program: program.clone(),

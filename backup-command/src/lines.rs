@@ -46,6 +46,36 @@ pub struct Line<'a> {
 /// Where output lines go (typically a `tracing` event).
 pub type LineSink = Arc<dyn Fn(Line<'_>) + Send + Sync>;
 
+/// A started program in its own process group, its stdout and stderr
+/// lines going to a sink (see [`spawn_logged`]).
+pub(crate) struct Logged {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) group: crate::group::Group,
+    pub(crate) out: JoinHandle<String>,
+    pub(crate) err: JoinHandle<String>,
+}
+
+/// Starts `spec` with `stdin`, handing each line of its stdout and stderr
+/// to `sink`: what hooks and restore commands share.
+pub(crate) fn spawn_logged(
+    spec: &crate::spec::CommandSpec,
+    stdin: std::process::Stdio,
+    sink: LineSink,
+) -> Result<Logged, crate::error::CommandError> {
+    let mut child = spec
+        .command()
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| spec.start_error(e))?;
+    let group = crate::group::Group::of(&child);
+    let program = spec.program();
+    let out = forward(child.stdout.take(), program, OutputStream::Stdout, sink.clone());
+    let err = forward(child.stderr.take(), program, OutputStream::Stderr, sink);
+    Ok(Logged { child, group, out, err })
+}
+
 /// Reads `reader` to its end, handing each line to `sink`; returns the
 /// output's last few KiB (for an error message).
 pub(crate) fn forward<R>(reader: Option<R>, program: &str, stream: OutputStream, sink: LineSink) -> JoinHandle<String>

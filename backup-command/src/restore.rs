@@ -10,8 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CommandError;
-use crate::group::Group;
-use crate::lines::{forward, suffix, LineSink, OutputStream};
+use crate::lines::{spawn_logged, suffix, LineSink, Logged};
 use crate::spec::CommandSpec;
 
 /// Feeds the data stream of a trusted backup into `spec`'s standard input
@@ -32,16 +31,12 @@ pub async fn restore_into_command(
 ) -> backup_core::Result<u64> {
     let mut input = restore_stream(store, decryptor, entry, DATA_STREAM, backup_core::default_parallelism())?;
     let program = spec.program().to_owned();
-    let mut child = spec
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spec.start_error(e))?;
-    let mut group = Group::of(&child);
-    let out = forward(child.stdout.take(), &program, OutputStream::Stdout, sink.clone());
-    let err = forward(child.stderr.take(), &program, OutputStream::Stderr, sink);
+    let Logged {
+        mut child,
+        mut group,
+        out,
+        err,
+    } = spawn_logged(spec, Stdio::piped(), sink)?;
     let mut stdin = child.stdin.take();
     let mut fed = 0u64;
     let mut stopped_reading = false;
