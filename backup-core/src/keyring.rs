@@ -108,12 +108,12 @@ impl LockedKey {
         let wrong = |_| Error::WrongPassphrase { path: path.clone() };
         for sub in &mut key.secret_subkeys {
             if sub.key.algorithm().can_encrypt() && matches!(sub.key.secret_params(), SecretParams::Encrypted(_)) {
-                sub.key.remove_password(&passphrase).map_err(wrong)?;
+                crate::passphrase::unlock_subkey(&mut sub.key, &passphrase).map_err(wrong)?;
             }
         }
         let subkey_decrypts = key.secret_subkeys.iter().any(|s| s.key.algorithm().can_encrypt());
         if !subkey_decrypts && matches!(key.primary_key.secret_params(), SecretParams::Encrypted(_)) {
-            key.primary_key.remove_password(&passphrase).map_err(wrong)?;
+            crate::passphrase::unlock_primary(&mut key.primary_key, &passphrase).map_err(wrong)?;
         }
         Ok(PgpDecryptor::unlocked(key))
     }

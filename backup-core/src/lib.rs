@@ -16,6 +16,7 @@ pub mod local_copy;
 pub mod manifest;
 mod memory;
 mod openpgp;
+mod passphrase;
 mod pipeline;
 pub mod prune;
 pub mod restore;

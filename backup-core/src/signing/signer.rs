@@ -122,7 +122,7 @@ impl ManifestSigner {
                 continue;
             }
             let mut key = sub.clone();
-            key.remove_password(&password).map_err(unlock_error)?;
+            crate::passphrase::unlock_subkey(&mut key, &password).map_err(unlock_error)?;
             return Ok(ManifestSigner {
                 hash: signing_hash(&key),
                 fingerprint: format!("{:X}", key.fingerprint()),
@@ -133,7 +133,7 @@ impl ManifestSigner {
         let primary_signs = public.data_keys.iter().any(|d| matches!(d, DataKey::Primary(_)));
         if primary_signs && !is_stub(secret.primary_key.secret_params()) {
             let mut key = secret.primary_key.clone();
-            key.remove_password(&password).map_err(unlock_error)?;
+            crate::passphrase::unlock_primary(&mut key, &password).map_err(unlock_error)?;
             return Ok(ManifestSigner {
                 hash: signing_hash(&key),
                 fingerprint: format!("{:X}", key.fingerprint()),
