@@ -117,7 +117,8 @@ pub enum Command {
         /// Postgres: restore into this new database on the profile's server.
         #[arg(long, value_name = "NAME")]
         to_db: Option<String>,
-        /// With --to-db: replace an existing database, only once the restore succeeded.
+        /// With --to-db: replace an existing database, only once the restore succeeded
+        /// (an empty one takes the restore directly, in one transaction).
         #[arg(long, requires = "to_db")]
         replace: bool,
         /// Files: keep the archive's owners and setuid/setgid bits (root only;

@@ -313,9 +313,11 @@ fn read_ahead(pieces: BoxStream<'static, Result<Bytes>>) -> BoxStream<'static, R
     .boxed()
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A spawned task that ends when its handle is dropped (a failed run stops
+/// the work it started).
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+
+use crate::pipeline::AbortOnDrop;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::bigbuf::BigBuf;
@@ -57,12 +59,17 @@ pub fn restore_stream(
             let store = Arc::clone(&store);
             let decryptor = Arc::clone(&decryptor);
             let recipients = recipients.clone();
-            async move {
+            // Spawned, so a chunk is fetched and decrypted while the consumer
+            // is busy with the previous one (writing into pg_restore's pipe,
+            // extracting): `buffered` alone moves its futures only when polled,
+            // which left pg_restore waiting for every next chunk.
+            let mut task = AbortOnDrop(tokio::spawn(async move {
                 let sealed = fetch_checked(&store, &key, &chunk).await?;
                 tokio::task::spawn_blocking(move || open_chunk(&key, sealed, &chunk, &*decryptor, &recipients))
                     .await
                     .map_err(|e| Error::worker("chunk decryption", e))?
-            }
+            }));
+            async move { (&mut task.0).await.map_err(|e| Error::worker("chunk fetch", e))? }
         })
         .buffered(parallelism.max(1))
         .boxed())

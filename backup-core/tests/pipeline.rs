@@ -234,3 +234,91 @@ async fn a_source_that_panics_commits_nothing() {
     assert!(result.is_err(), "a truncated backup was committed: {result:?}");
     assert!(listing(&store).await.trusted.is_empty());
 }
+
+/// A store whose reads take a while once `started` is counting (all but the
+/// first of them), counting the reads that finished.
+#[derive(Debug)]
+struct SlowReads {
+    inner: MemoryStore,
+    started: Arc<std::sync::atomic::AtomicUsize>,
+    finished: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Store for SlowReads {
+    async fn put(&self, key: &str, data: Bytes) -> backup_core::Result<()> {
+        self.inner.put(key, data).await
+    }
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> backup_core::Result<bool> {
+        self.inner.put_if_absent(key, data).await
+    }
+    async fn get(&self, key: &str) -> backup_core::Result<backup_core::ByteStream> {
+        use futures::StreamExt;
+        let inner = self.inner.get(key).await?;
+        let finished = Arc::clone(&self.finished);
+        let delay = match self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            1..=1000 => 100,
+            _ => 0,
+        };
+        let slow = futures::stream::once(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            let all: Vec<Bytes> = inner.try_collect().await?;
+            finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Bytes::from(all.concat()))
+        });
+        Ok(slow.boxed())
+    }
+    async fn head(&self, key: &str) -> backup_core::Result<backup_core::ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> backup_core::Result<Vec<backup_core::ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> backup_core::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn sweep(&self, prefix: &str, older_than: chrono::DateTime<chrono::Utc>) -> backup_core::Result<u64> {
+        self.inner.sweep(prefix, older_than).await
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+/// Chunks are fetched and decrypted while the consumer is busy with the one
+/// before (pg_restore waited for every chunk when they were not), and no
+/// more than `parallelism` of them are taken ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_works_ahead_of_a_busy_consumer_but_not_further() {
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Not counting yet (every read quick) while backing up and listing.
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX / 2));
+    let store: DynStore = Arc::new(SlowReads {
+        inner: MemoryStore::new(),
+        started: Arc::clone(&started),
+        finished: Arc::clone(&finished),
+    });
+    let data: Vec<u8> = (0..40_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    backup(&store, &BytesSource::new(data.clone()), 16 * 1024)
+        .await
+        .unwrap();
+    let listing = listing(&store).await;
+    let entry = listing.pick(Pick::Newest).unwrap();
+    assert!(entry.manifest.chunks.len() >= 6, "several chunks");
+    let before = finished.load(std::sync::atomic::Ordering::SeqCst);
+    // The first chunk comes at once, the others take 100 ms each.
+    started.store(0, std::sync::atomic::Ordering::SeqCst);
+
+    let mut stream = restore_stream(&store, keys().decryptor.clone(), entry, "data", 2).unwrap();
+    let first = stream.try_next().await.unwrap().unwrap();
+    // Busy elsewhere, not polling the stream.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let fetched = finished.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(fetched, 2, "the next chunk is fetched meanwhile, and no further one");
+
+    let mut restored = first.to_vec();
+    while let Some(piece) = stream.try_next().await.unwrap() {
+        restored.extend_from_slice(&piece);
+    }
+    assert_eq!(restored, data);
+}

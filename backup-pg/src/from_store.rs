@@ -11,6 +11,7 @@ use backup_core::{
 };
 
 use crate::conn::PgConn;
+use crate::in_place::is_empty_replaceable;
 use crate::partial::Plan;
 use crate::restore::{
     check_dump, create_database, drop_database, pg_restore, pg_restore_stream, replace_database, RestoreOptions, Swap,
@@ -132,6 +133,18 @@ pub async fn restore_database(
     };
     let dump = DumpFeed::prepare(store, decryptor, entry, work_dir, &options.pg_restore).await?;
     if options.replace {
+        let target = conn.with_database(database);
+        // One transaction (a single pg_restore job) is all or nothing, so an
+        // empty database can take the restore directly (see in_place.rs).
+        if options.pg_restore.jobs <= 1 && is_empty_replaceable(&target, owner).await? {
+            tracing::debug!(%database, "replacing an empty database: restoring into it in one transaction");
+            dump.restore_into(&target, &options.pg_restore).await?;
+            return Ok(Some(Swap {
+                target: database.to_owned(),
+                kept_previous: None,
+                replaced: true,
+            }));
+        }
         let swap = replace_database(&admin, database, owner, false, |temp| {
             let target = conn.with_database(&temp);
             let (dump, pg_options) = (&dump, &options.pg_restore);

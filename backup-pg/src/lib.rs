@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod error;
 mod from_store;
+mod in_place;
 pub mod index;
 mod leftovers;
 mod mirror;

@@ -202,6 +202,102 @@ async fn single_job_restore_streams_and_a_damaged_chunk_leaves_no_database() {
     );
 }
 
+/// `--replace` of an empty database restores into it in one transaction:
+/// the database keeps its identity and its own settings, a failed restore
+/// leaves it empty, and a database with objects of its own is swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_an_empty_database_restores_into_it_all_or_nothing() {
+    let Some((cluster, store)) = backed_up().await else {
+        return;
+    };
+    let keys = test_keys();
+    let listing = list_backups(&store, &profile(), &keys.trust).await.expect("list");
+    let entry = listing.pick(Pick::Newest).expect("newest");
+    let work = tempfile::tempdir().expect("work dir");
+    let admin = conn(&cluster, "postgres");
+    let replace = DatabaseRestore::new().with_replace(true);
+    let oid = |db: &str| {
+        cluster.psql(
+            "postgres",
+            &format!("SELECT oid FROM pg_database WHERE datname = '{db}'"),
+        )
+    };
+    let own_objects = "SELECT count(*) FROM pg_class WHERE oid >= 16384";
+
+    cluster.psql("postgres", "CREATE DATABASE blank");
+    cluster.psql("postgres", "ALTER DATABASE blank SET work_mem = '7MB'");
+    let before = oid("blank");
+
+    // The dump's last chunk damaged: the single transaction rolls back.
+    let last = entry
+        .manifest
+        .chunks
+        .iter()
+        .rfind(|c| c.stream == backup_core::DATA_STREAM)
+        .expect("chunk");
+    let key = entry.folder().chunk_key(&last.name).expect("chunk key");
+    let good = store.get_bytes(&key, 1 << 30).await.expect("read chunk");
+    let mut bad = good.to_vec();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x55;
+    store.put(&key, bad.into()).await.expect("damage chunk");
+    let err = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "blank",
+        work.path(),
+        &replace,
+    )
+    .await
+    .expect_err("a damaged chunk fails the restore");
+    assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    assert_eq!(oid("blank"), before, "the empty database is still there");
+    assert_eq!(cluster.psql("blank", own_objects), "0", "and still empty");
+    store.put(&key, good).await.expect("repair chunk");
+
+    let swap = restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "blank",
+        work.path(),
+        &replace,
+    )
+    .await
+    .expect("replace the empty database");
+    assert!(swap.is_some_and(|s| s.replaced && s.kept_previous.is_none()));
+    assert_eq!(cluster.psql("blank", CONTENT), cluster.psql("shop", CONTENT));
+    assert_eq!(oid("blank"), before, "restored in place, not swapped");
+    assert_eq!(
+        cluster.psql("blank", "SHOW work_mem"),
+        "7MB",
+        "the database's own settings stay"
+    );
+
+    // Now it has objects: the next replace builds a copy and swaps it in.
+    cluster.psql("blank", "CREATE TABLE stale AS SELECT 1 AS x");
+    restore_database(
+        &store,
+        keys.decryptor.clone(),
+        entry,
+        &admin,
+        "blank",
+        work.path(),
+        &replace,
+    )
+    .await
+    .expect("replace a database with objects");
+    assert_ne!(oid("blank"), before, "swapped");
+    assert_eq!(
+        cluster.psql("blank", "SELECT count(*) FROM pg_class WHERE relname = 'stale'"),
+        "0"
+    );
+    assert_eq!(cluster.psql("blank", CONTENT), cluster.psql("shop", CONTENT));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_swaps_in_a_sanitized_copy_and_marks_the_backup() {
     let Some((cluster, store)) = backed_up().await else {
