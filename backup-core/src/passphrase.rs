@@ -112,9 +112,13 @@ fn iterated_salted_sha1(salt: &[u8], passphrase: &[u8], coded_count: u8, key_siz
     // At least one whole salt-and-passphrase, however small the count.
     let count = count.max(unit.len());
     // Hash whole units in large slices: one call per few KiB, not per unit.
+    // At least one unit, however long the passphrase.
     let mut block = Zeroizing::new(Vec::with_capacity(64 * 1024 + unit.len()));
-    while block.len() + unit.len() <= 64 * 1024 && !unit.is_empty() {
+    loop {
         block.extend_from_slice(&unit);
+        if unit.is_empty() || block.len() + unit.len() > 64 * 1024 {
+            break;
+        }
     }
     let mut key = Zeroizing::new(Vec::with_capacity(key_size + 20));
     let mut round = 0;
@@ -154,6 +158,8 @@ mod tests {
             ),
             (b"12345678", &[0x41; 3000], 0, SymmetricKeyAlgorithm::AES256),
             (b"abcdefgh", "pässwörd".as_bytes(), 17, SymmetricKeyAlgorithm::CAST5),
+            // Longer than the 64 KiB slices hashed at once.
+            (b"abcdefgh", &[0x61; 70_000], 255, SymmetricKeyAlgorithm::AES128),
         ];
         for &(salt, passphrase, count, alg) in cases {
             let s2k = StringToKey::IteratedAndSalted {

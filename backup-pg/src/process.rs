@@ -160,6 +160,7 @@ pub(crate) async fn run_with_stdin(mut cmd: Command, tool: &str, mut input: Byte
         .map_err(start_error)?;
     let stderr = collect_stderr(child.stderr.take());
     let mut stdin = child.stdin.take();
+    #[cfg(target_os = "linux")]
     if let Some(pipe) = &stdin {
         // A 1 MiB pipe instead of 64 KiB: fewer hand-offs between our writer
         // and the tool's small reads, and more slack before the tool waits

@@ -203,8 +203,8 @@ async fn single_job_restore_streams_and_a_damaged_chunk_leaves_no_database() {
 }
 
 /// `--replace` of an empty database restores into it in one transaction:
-/// the database keeps its identity and its own settings, a failed restore
-/// leaves it empty, and a database with objects of its own is swapped.
+/// the database keeps its identity, a failed restore leaves it empty, and a
+/// database with objects, settings or sessions of its own is swapped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_an_empty_database_restores_into_it_all_or_nothing() {
     let Some((cluster, store)) = backed_up().await else {
@@ -225,7 +225,6 @@ async fn replacing_an_empty_database_restores_into_it_all_or_nothing() {
     let own_objects = "SELECT count(*) FROM pg_class WHERE oid >= 16384";
 
     cluster.psql("postgres", "CREATE DATABASE blank");
-    cluster.psql("postgres", "ALTER DATABASE blank SET work_mem = '7MB'");
     let before = oid("blank");
 
     // The dump's last chunk damaged: the single transaction rolls back.
@@ -271,11 +270,6 @@ async fn replacing_an_empty_database_restores_into_it_all_or_nothing() {
     assert!(swap.is_some_and(|s| s.replaced && s.kept_previous.is_none()));
     assert_eq!(cluster.psql("blank", CONTENT), cluster.psql("shop", CONTENT));
     assert_eq!(oid("blank"), before, "restored in place, not swapped");
-    assert_eq!(
-        cluster.psql("blank", "SHOW work_mem"),
-        "7MB",
-        "the database's own settings stay"
-    );
 
     // Now it has objects: the next replace builds a copy and swaps it in.
     cluster.psql("blank", "CREATE TABLE stale AS SELECT 1 AS x");
@@ -296,6 +290,22 @@ async fn replacing_an_empty_database_restores_into_it_all_or_nothing() {
         "0"
     );
     assert_eq!(cluster.psql("blank", CONTENT), cluster.psql("shop", CONTENT));
+
+    // Empty, but with a setting of its own (a swap would drop it), or with
+    // another session connected (which could add objects meanwhile): swapped.
+    cluster.psql("postgres", "CREATE DATABASE tuned");
+    cluster.psql("postgres", "ALTER DATABASE tuned SET work_mem = '7MB'");
+    cluster.psql("postgres", "CREATE DATABASE busy");
+    let session = conn(&cluster, "busy").connect().await.expect("a session on busy");
+    for db in ["tuned", "busy"] {
+        let before = oid(db);
+        restore_database(&store, keys.decryptor.clone(), entry, &admin, db, work.path(), &replace)
+            .await
+            .expect("replace");
+        assert_ne!(oid(db), before, "{db} is swapped, not restored into");
+        assert_eq!(cluster.psql(db, CONTENT), cluster.psql("shop", CONTENT));
+    }
+    drop(session);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
