@@ -94,7 +94,10 @@ impl FailureSlot {
 impl StreamReader {
     /// Starts forwarding `stream` (on the current Tokio runtime) into a reader.
     pub(crate) fn new(mut stream: ByteStream) -> Self {
-        let (tx, rx) = mpsc::channel(2);
+        // One piece waiting is enough: the stream itself works ahead (a
+        // restore fetches and decrypts the next chunks meanwhile), and each
+        // piece waiting here is a whole chunk of memory.
+        let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 let failed = item.is_err();
