@@ -39,7 +39,7 @@ pub struct DatabaseRestore {
 impl DatabaseRestore {
     /// One pg_restore reading the dump as it downloads, no replacing. In the
     /// side-by-side benchmark (2 cores, the server on the same machine) this
-    /// was 1.2× a plain `pg_restore` of a local file, against 1.5× for
+    /// was 1.06× a plain `pg_restore` of a local file, against 1.5× for
     /// downloading first and `pg_restore -j 2`; more jobs pay off on servers
     /// with cores to spare for index builds.
     pub fn new() -> Self {
