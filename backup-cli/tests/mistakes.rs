@@ -225,18 +225,27 @@ fn ids_take_unique_prefixes_and_ambiguity_lists_the_candidates() {
         2,
     );
     assert!(out.contains(&ids[0]) && out.contains(&ids[1]), "{out}");
+    // A fragment that starts neither id nor either random part (which is
+    // random: a fixed "19" matched one backup in 128).
+    let none = (0..=255u8)
+        .map(|b| format!("{b:02x}"))
+        .find(|f| {
+            ids.iter()
+                .all(|id| !id.starts_with(f.as_str()) && !id.split('-').nth(1).unwrap_or("").starts_with(f.as_str()))
+        })
+        .expect("a fragment matching nothing");
     let out = ws.fails(
         &[
             "restore",
             "app/files",
             "--id",
-            "19",
+            &none,
             "--to",
             ws.path("y").to_str().unwrap(),
         ],
         2,
     );
-    assert!(out.contains("19"), "{out}");
+    assert!(out.contains(&none), "{out}");
 }
 
 #[test]

@@ -18,60 +18,36 @@
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::packet::{SecretKey, SecretSubkey};
-use pgp::types::{
-    EncryptedSecretParams, KeyDetails, KeyVersion, Password, PlainSecretParams, PublicParams, S2kParams, SecretParams,
-    StringToKey,
-};
+use pgp::types::{KeyDetails, KeyVersion, Password, PlainSecretParams, S2kParams, SecretParams, StringToKey};
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
 /// Removes the passphrase of a secret subkey (no-op when it has none).
 pub(crate) fn unlock_subkey(key: &mut SecretSubkey, passphrase: &Password) -> pgp::errors::Result<()> {
-    if let SecretParams::Encrypted(enc) = key.secret_params() {
-        let public = key.public_key();
-        if let Some(plain) = unlock_fast(
-            enc,
-            passphrase,
-            public.version(),
-            public.algorithm(),
-            public.public_params(),
-        ) {
-            *key = SecretSubkey::new(public.clone(), SecretParams::Plain(plain))?;
-            return Ok(());
-        }
+    match unlock_fast(key.secret_params(), passphrase, key.public_key()) {
+        Some(plain) => *key = SecretSubkey::new(key.public_key().clone(), SecretParams::Plain(plain))?,
+        None => key.remove_password(passphrase)?,
     }
-    key.remove_password(passphrase)
+    Ok(())
 }
 
 /// Removes the passphrase of a primary secret key (no-op when it has none).
 pub(crate) fn unlock_primary(key: &mut SecretKey, passphrase: &Password) -> pgp::errors::Result<()> {
-    if let SecretParams::Encrypted(enc) = key.secret_params() {
-        let public = key.public_key();
-        if let Some(plain) = unlock_fast(
-            enc,
-            passphrase,
-            public.version(),
-            public.algorithm(),
-            public.public_params(),
-        ) {
-            *key = SecretKey::new(public.clone(), SecretParams::Plain(plain))?;
-            return Ok(());
-        }
+    match unlock_fast(key.secret_params(), passphrase, key.public_key()) {
+        Some(plain) => *key = SecretKey::new(key.public_key().clone(), SecretParams::Plain(plain))?,
+        None => key.remove_password(passphrase)?,
     }
-    key.remove_password(passphrase)
+    Ok(())
 }
 
 /// The key material of gpg's usual protection, or `None` for anything this
 /// fast path does not handle or cannot unlock (left to rpgp to do or refuse).
-fn unlock_fast(
-    enc: &EncryptedSecretParams,
-    passphrase: &Password,
-    version: KeyVersion,
-    algorithm: pgp::crypto::public_key::PublicKeyAlgorithm,
-    public_params: &PublicParams,
-) -> Option<PlainSecretParams> {
+fn unlock_fast(params: &SecretParams, passphrase: &Password, public: &impl KeyDetails) -> Option<PlainSecretParams> {
+    let SecretParams::Encrypted(enc) = params else {
+        return None;
+    };
     // v6 keys have rules of their own (no SHA-1 in an S2K); rpgp enforces them.
-    if version != KeyVersion::V4 {
+    if public.version() != KeyVersion::V4 {
         return None;
     }
     let S2kParams::Cfb { sym_alg, s2k, iv } = enc.string_to_key_params() else {
@@ -98,7 +74,8 @@ fn unlock_fast(
     if Sha1::digest(material).as_slice() != checksum {
         return None;
     }
-    PlainSecretParams::try_from_reader_no_checksum(material, version, algorithm, public_params).ok()
+    PlainSecretParams::try_from_reader_no_checksum(material, KeyVersion::V4, public.algorithm(), public.public_params())
+        .ok()
 }
 
 /// RFC 4880 §3.7.1.3: `key_size` octets of SHA-1 over `coded_count` octets of
@@ -188,11 +165,11 @@ mod tests {
         let wrong = Password::from("wrong");
 
         let primary = &secret.primary_key;
-        let SecretParams::Encrypted(enc) = primary.secret_params() else {
-            panic!("fixture not protected")
-        };
-        let public = primary.public_key();
-        let fast = unlock_fast(enc, &pw, public.version(), public.algorithm(), public.public_params());
+        assert!(
+            matches!(primary.secret_params(), SecretParams::Encrypted(_)),
+            "fixture not protected"
+        );
+        let fast = unlock_fast(primary.secret_params(), &pw, primary.public_key());
         let mut slow = primary.clone();
         slow.remove_password(&pw).unwrap();
         assert_eq!(
@@ -200,14 +177,7 @@ mod tests {
             Some(slow.secret_params()),
             "primary: not fast or differs"
         );
-        assert!(unlock_fast(
-            enc,
-            &wrong,
-            public.version(),
-            public.algorithm(),
-            public.public_params()
-        )
-        .is_none());
+        assert!(unlock_fast(primary.secret_params(), &wrong, primary.public_key()).is_none());
         let mut ours = primary.clone();
         unlock_primary(&mut ours, &pw).unwrap();
         assert_eq!(ours.secret_params(), slow.secret_params());
@@ -215,11 +185,11 @@ mod tests {
         assert!(unlock_primary(&mut primary.clone(), &wrong).is_err());
 
         let sub = &secret.secret_subkeys[0].key;
-        let SecretParams::Encrypted(enc) = sub.secret_params() else {
-            panic!("fixture not protected")
-        };
-        let public = sub.public_key();
-        let fast = unlock_fast(enc, &pw, public.version(), public.algorithm(), public.public_params());
+        assert!(
+            matches!(sub.secret_params(), SecretParams::Encrypted(_)),
+            "fixture not protected"
+        );
+        let fast = unlock_fast(sub.secret_params(), &pw, sub.public_key());
         let mut slow = sub.clone();
         slow.remove_password(&pw).unwrap();
         assert_eq!(
@@ -227,6 +197,7 @@ mod tests {
             Some(slow.secret_params()),
             "subkey: not fast or differs"
         );
+        assert!(unlock_fast(sub.secret_params(), &wrong, sub.public_key()).is_none());
         let mut ours = sub.clone();
         unlock_subkey(&mut ours, &pw).unwrap();
         assert_eq!(ours.secret_params(), slow.secret_params());
