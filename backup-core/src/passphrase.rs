@@ -64,7 +64,7 @@ fn unlock_fast(params: &SecretParams, passphrase: &Password, public: &impl KeyDe
     if *sym_alg == SymmetricKeyAlgorithm::Plaintext {
         return None;
     }
-    let key = iterated_salted_sha1(&salt[..], &passphrase.read(), *count, sym_alg.key_size());
+    let key = iterated_salted_sha1(salt, &passphrase.read(), *count, sym_alg.key_size());
     let mut plaintext = Zeroizing::new(enc.data().to_vec());
     sym_alg.decrypt_with_iv_regular(&key, iv, &mut plaintext).ok()?;
     // The last 20 octets are the SHA-1 of the key material (usage 254): a
@@ -81,7 +81,7 @@ fn unlock_fast(params: &SecretParams, passphrase: &Password, public: &impl KeyDe
 /// RFC 4880 §3.7.1.3: `key_size` octets of SHA-1 over `coded_count` octets of
 /// salt and passphrase repeated, one more leading zero octet per 20 octets
 /// of key.
-fn iterated_salted_sha1(salt: &[u8], passphrase: &[u8], coded_count: u8, key_size: usize) -> Zeroizing<Vec<u8>> {
+fn iterated_salted_sha1(salt: &[u8; 8], passphrase: &[u8], coded_count: u8, key_size: usize) -> Zeroizing<Vec<u8>> {
     let count = (16usize + usize::from(coded_count & 15)) << (usize::from(coded_count >> 4) + 6);
     let mut unit = Zeroizing::new(Vec::with_capacity(salt.len() + passphrase.len()));
     unit.extend_from_slice(salt);
@@ -89,11 +89,12 @@ fn iterated_salted_sha1(salt: &[u8], passphrase: &[u8], coded_count: u8, key_siz
     // At least one whole salt-and-passphrase, however small the count.
     let count = count.max(unit.len());
     // Hash whole units in large slices: one call per few KiB, not per unit.
-    // At least one unit, however long the passphrase.
+    // At least one unit (never empty: the salt is 8 octets), however long
+    // the passphrase.
     let mut block = Zeroizing::new(Vec::with_capacity(64 * 1024 + unit.len()));
     loop {
         block.extend_from_slice(&unit);
-        if unit.is_empty() || block.len() + unit.len() > 64 * 1024 {
+        if block.len() + unit.len() > 64 * 1024 {
             break;
         }
     }
@@ -124,7 +125,7 @@ mod tests {
     /// SHA-1 (AES-256 needs two rounds).
     #[test]
     fn derivation_matches_rpgp() {
-        let cases: &[(&[u8], &[u8], u8, SymmetricKeyAlgorithm)] = &[
+        let cases: &[(&[u8; 8], &[u8], u8, SymmetricKeyAlgorithm)] = &[
             (b"saltsalt", b"correct horse", 96, SymmetricKeyAlgorithm::AES128),
             (b"saltsalt", b"correct horse", 255, SymmetricKeyAlgorithm::AES256),
             (
@@ -141,7 +142,7 @@ mod tests {
         for &(salt, passphrase, count, alg) in cases {
             let s2k = StringToKey::IteratedAndSalted {
                 hash_alg: HashAlgorithm::Sha1,
-                salt: salt.try_into().unwrap(),
+                salt: *salt,
                 count,
             };
             let theirs = s2k.derive_key(passphrase, alg.key_size()).unwrap();

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-
-use crate::pipeline::AbortOnDrop;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::bigbuf::BigBuf;
@@ -17,6 +15,7 @@ use crate::catalog::CatalogEntry;
 use crate::encrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkRecord, Manifest};
+use crate::pipeline::AbortOnDrop;
 use crate::store::{ByteStream, DynStore, Store};
 
 /// The stream every source stores first (a files backup's tar archive, a
